@@ -1,0 +1,318 @@
+//! Drafts and reviews (spec/api.md "Drafts and reviews"). Every move is decided by
+//! `domain::workflow`'s table, inside the write transaction that makes it, so two
+//! concurrent requests can never both move the same draft.
+
+use super::views::{DraftSummary, DraftView};
+use super::{now, Caller, Context};
+use crate::audit::Actor;
+use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
+use crate::db::{self, write_tx, DbConn};
+use crate::domain::ids::{DraftId, InboundId, PostJobId, ReviewId, UserId};
+use crate::domain::roles::Permission;
+use crate::domain::workflow::{approvals_needed, may_review, Decision, DraftEvent, DraftState};
+use crate::error::{Error, Result};
+use crate::policy::{CheckReport, Verdict};
+use serde_json::json;
+
+pub const MAX_TEXT_CHARS: usize = 10_000;
+
+/// The channel a reply goes out on.
+pub const POST_CHANNEL_LOG: &str = "log";
+
+fn validate_text(text: &str) -> Result<()> {
+    if text.trim().is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+        return Err(Error::BadRequest(format!("text must be 1 to {MAX_TEXT_CHARS} characters")));
+    }
+    Ok(())
+}
+
+fn check(ctx: &Context, text: &str) -> CheckReport {
+    ctx.policies.current().check(text)
+}
+
+fn load(conn: &mut DbConn, id: DraftId) -> Result<DraftRow> {
+    db::drafts::by_id(conn, &id.to_string())?.ok_or_else(|| Error::not_found("draft", id))
+}
+
+fn state_of(d: &DraftRow) -> Result<DraftState> {
+    d.state
+        .parse()
+        .map_err(|e| Error::Internal(format!("stored draft state: {e}")))
+}
+
+/// The state after `event`, or 409 naming the state the draft is in.
+fn next_state(d: &DraftRow, event: DraftEvent) -> Result<DraftState> {
+    let state = state_of(d)?;
+    state.apply(event).ok_or_else(|| {
+        let what = match event {
+            DraftEvent::Revise => "revised",
+            DraftEvent::Submit => "submitted",
+            DraftEvent::Approve { .. } | DraftEvent::Reject | DraftEvent::RequestChanges => "reviewed",
+            DraftEvent::PostSucceeded | DraftEvent::PostFailed => "posted",
+        };
+        Error::Conflict(format!("a draft in state {state} cannot be {what}"))
+    })
+}
+
+fn report_json(report: &CheckReport) -> Result<String> {
+    Ok(serde_json::to_string(report)?)
+}
+
+/// The draft as `GET /drafts/{id}` shows it.
+pub fn view(conn: &mut DbConn, id: &str) -> Result<DraftView> {
+    let d = db::drafts::by_id(conn, id)?.ok_or_else(|| Error::not_found("draft", id))?;
+    let revisions = db::drafts::revisions(conn, id)?;
+    let reviews = db::drafts::reviews_of(conn, id)?;
+    let job = db::outbox::for_draft(conn, id)?;
+    DraftView::build(d, revisions, reviews, job)
+}
+
+/// Writes a new draft reply to an open inbound message, with its check report.
+/// Records `draft.created`. Errors: 403 without the agent role, 404 unknown message,
+/// 409 when the message is no longer open.
+pub fn create(ctx: &Context, conn: &mut DbConn, caller: &Caller, inbound_id: InboundId, text: &str) -> Result<DraftView> {
+    caller.require(Permission::WriteDrafts)?;
+    validate_text(text)?;
+    let report = check(ctx, text);
+    let id = DraftId::new().to_string();
+    write_tx(conn, |conn| {
+        let inbound = db::inbound::by_id(conn, &inbound_id.to_string())?
+            .ok_or_else(|| Error::not_found("inbound message", inbound_id))?;
+        if inbound.state != "open" {
+            return Err(Error::Conflict(format!(
+                "the inbound message is {}; replies go to open messages",
+                inbound.state
+            )));
+        }
+        let t = now().naive_utc();
+        let stored = report_json(&report)?;
+        db::drafts::insert(
+            conn,
+            &DraftRow {
+                id: id.clone(),
+                inbound_id: inbound.id.clone(),
+                author_id: caller.id.to_string(),
+                state: DraftState::Draft.as_str().into(),
+                revision: 1,
+                text: text.to_string(),
+                check_report: stored.clone(),
+                approvals_needed: approvals_needed(report.verdict) as i32,
+                post_id: None,
+                posted_at: None,
+                post_error: None,
+                created_at: t,
+                updated_at: t,
+            },
+        )?;
+        db::drafts::insert_revision(
+            conn,
+            &RevisionRow {
+                draft_id: id.clone(),
+                revision: 1,
+                text: text.to_string(),
+                author_id: caller.id.to_string(),
+                check_report: stored,
+                created_at: t,
+            },
+        )?;
+        db::audit::append(
+            conn,
+            &Actor::User(caller.id),
+            "draft.created",
+            Some(&id),
+            &json!({"inbound_id": inbound.id, "revision": 1, "text": text, "check": report}),
+        )?;
+        view(conn, &id)
+    })
+}
+
+fn require_author(d: &DraftRow, caller: &Caller) -> Result<()> {
+    if d.author_id != caller.id.to_string() {
+        return Err(Error::Forbidden("only the draft's author may change or submit it".into()));
+    }
+    Ok(())
+}
+
+/// A new revision of the text, by the author, in state `draft` or `changes_requested`
+/// (which goes back to `draft`). Records `draft.revised`.
+pub fn revise(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId, text: &str) -> Result<DraftView> {
+    caller.require(Permission::WriteDrafts)?;
+    validate_text(text)?;
+    let report = check(ctx, text);
+    write_tx(conn, |conn| {
+        let mut d = load(conn, id)?;
+        require_author(&d, caller)?;
+        let state = next_state(&d, DraftEvent::Revise)?;
+        let t = now().naive_utc();
+        let stored = report_json(&report)?;
+        d.state = state.as_str().into();
+        d.revision += 1;
+        d.text = text.to_string();
+        d.check_report = stored.clone();
+        d.approvals_needed = approvals_needed(report.verdict) as i32;
+        d.updated_at = t;
+        db::drafts::update(conn, &d)?;
+        db::drafts::insert_revision(
+            conn,
+            &RevisionRow {
+                draft_id: d.id.clone(),
+                revision: d.revision,
+                text: text.to_string(),
+                author_id: caller.id.to_string(),
+                check_report: stored,
+                created_at: t,
+            },
+        )?;
+        db::audit::append(
+            conn,
+            &Actor::User(caller.id),
+            "draft.revised",
+            Some(&d.id),
+            &json!({"revision": d.revision, "text": text, "check": report}),
+        )?;
+        view(conn, &d.id)
+    })
+}
+
+/// Hands the draft to reviewers. The checks run again against the policies in force; a
+/// blocking verdict refuses the submission (422 with the report) and changes nothing.
+/// Records `draft.submitted` with the report.
+pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> Result<DraftView> {
+    caller.require(Permission::WriteDrafts)?;
+    write_tx(conn, |conn| {
+        let mut d = load(conn, id)?;
+        require_author(&d, caller)?;
+        let state = next_state(&d, DraftEvent::Submit)?;
+        let report = check(ctx, &d.text);
+        if report.verdict == Verdict::Block {
+            return Err(Error::Blocked(Box::new(report)));
+        }
+        d.state = state.as_str().into();
+        d.check_report = report_json(&report)?;
+        d.approvals_needed = approvals_needed(report.verdict) as i32;
+        d.updated_at = now().naive_utc();
+        db::drafts::update(conn, &d)?;
+        db::audit::append(
+            conn,
+            &Actor::User(caller.id),
+            "draft.submitted",
+            Some(&d.id),
+            &json!({"revision": d.revision, "check": report}),
+        )?;
+        view(conn, &d.id)
+    })
+}
+
+/// A reviewer's decision on the revision they read.
+#[derive(Debug, Clone)]
+pub struct NewReview {
+    pub decision: Decision,
+    pub comment: String,
+    pub revision: i32,
+}
+
+/// Records a review (spec/api.md): four eyes (403 for anyone who wrote or revised the
+/// draft), 409 for a stale revision, a draft not pending review, or a second approval by
+/// the same reviewer. An approval re-runs the checks (422 if the draft now blocks); the
+/// last approval needed moves the draft to `approved` and writes its post job in the same
+/// transaction (the outbox).
+pub fn review(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId, r: &NewReview) -> Result<DraftView> {
+    caller.require(Permission::Review)?;
+    if r.comment.chars().count() > MAX_TEXT_CHARS {
+        return Err(Error::BadRequest(format!("comment must be at most {MAX_TEXT_CHARS} characters")));
+    }
+    let result = write_tx(conn, |conn| {
+        let mut d = load(conn, id)?;
+        let writers: Vec<UserId> = db::drafts::writers(conn, &d.id)?
+            .iter()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        if !may_review(caller.id, &writers) {
+            return Err(Error::Forbidden(
+                "four eyes: nobody reviews a draft they wrote or revised".into(),
+            ));
+        }
+        // The state first: a review of a draft that is not pending is a conflict whatever
+        // revision it names.
+        let current = state_of(&d)?;
+        if current != DraftState::PendingReview {
+            return Err(Error::Conflict(format!("a draft in state {current} cannot be reviewed")));
+        }
+        if r.revision != d.revision {
+            return Err(Error::Conflict(format!(
+                "this review is of revision {} but the draft is at revision {}; read it again",
+                r.revision, d.revision
+            )));
+        }
+        let earlier = db::drafts::reviews_of(conn, &d.id)?;
+        let approvals_so_far: Vec<&ReviewRow> = earlier
+            .iter()
+            .filter(|e| e.revision == d.revision && e.decision == Decision::Approve.as_str())
+            .collect();
+        let me = caller.id.to_string();
+        let t = now().naive_utc();
+        let mut data = json!({"revision": d.revision, "comment": r.comment});
+        let event = match r.decision {
+            Decision::Approve => {
+                if approvals_so_far.iter().any(|e| e.reviewer_id == me) {
+                    return Err(Error::Conflict("you already approved this revision".into()));
+                }
+                let report = check(ctx, &d.text);
+                if report.verdict == Verdict::Block {
+                    return Err(Error::Blocked(Box::new(report)));
+                }
+                let needed = (approvals_needed(report.verdict) as i32).max(d.approvals_needed);
+                let approvals = approvals_so_far.len() as i32 + 1;
+                d.approvals_needed = needed;
+                d.check_report = report_json(&report)?;
+                data["check"] = serde_json::to_value(&report)?;
+                data["approvals"] = json!(approvals);
+                data["approvals_needed"] = json!(needed);
+                DraftEvent::Approve {
+                    complete: approvals >= needed,
+                }
+            }
+            Decision::Reject => DraftEvent::Reject,
+            Decision::RequestChanges => DraftEvent::RequestChanges,
+        };
+        let state = next_state(&d, event)?;
+        db::drafts::insert_review(
+            conn,
+            &ReviewRow {
+                id: ReviewId::new().to_string(),
+                draft_id: d.id.clone(),
+                revision: d.revision,
+                reviewer_id: me,
+                decision: r.decision.as_str().into(),
+                comment: r.comment.clone(),
+                created_at: t,
+            },
+        )?;
+        d.state = state.as_str().into();
+        d.updated_at = t;
+        db::drafts::update(conn, &d)?;
+        db::audit::append(conn, &Actor::User(caller.id), r.decision.audit_action(), Some(&d.id), &data)?;
+        if state == DraftState::Approved {
+            db::outbox::enqueue(conn, &PostJobId::new().to_string(), &d.id, POST_CHANNEL_LOG, t)?;
+        }
+        Ok((view(conn, &d.id)?, state == DraftState::Approved))
+    })?;
+    let (view, approved) = result;
+    if approved {
+        ctx.posting_wakeup.notify_one();
+    }
+    Ok(view)
+}
+
+pub fn get(conn: &mut DbConn, caller: &Caller, id: DraftId) -> Result<DraftView> {
+    caller.require(Permission::Read)?;
+    view(conn, &id.to_string())
+}
+
+pub fn list(conn: &mut DbConn, caller: &Caller, state: Option<DraftState>, limit: i64) -> Result<Vec<DraftSummary>> {
+    caller.require(Permission::Read)?;
+    db::drafts::list_by_state(conn, state.map(|s| s.as_str()), limit)?
+        .into_iter()
+        .map(DraftSummary::build)
+        .collect()
+}

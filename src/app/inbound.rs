@@ -1,0 +1,149 @@
+//! Inbound messages and customers (spec/api.md "Inbound messages and customers").
+
+use super::views::{CustomerView, InboundView};
+use super::{now, Caller};
+use crate::audit::Actor;
+use crate::db::{self, write_tx, DbConn};
+use crate::domain::ids::{CustomerId, InboundId};
+use crate::domain::inbound::{due_at, normalize_handle, InboundState};
+use crate::domain::roles::Permission;
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+pub const MAX_TEXT_CHARS: usize = 10_000;
+
+/// A customer's post as a channel or integration hands it over, not yet validated.
+#[derive(Debug, Clone)]
+pub struct NewInbound {
+    pub channel: String,
+    pub external_id: String,
+    pub author_handle: String,
+    pub author_external_user_id: Option<String>,
+    pub text: String,
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+/// Whether the message was new.
+pub enum Received {
+    Created(InboundView),
+    AlreadyKnown(InboundView),
+}
+
+fn validate(m: &NewInbound) -> Result<String> {
+    let channel_ok = !m.channel.is_empty()
+        && m.channel.len() <= 32
+        && m.channel.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !channel_ok {
+        return Err(Error::BadRequest("channel must be a short lower-case name such as \"x\"".into()));
+    }
+    if m.external_id.trim().is_empty() || m.external_id.chars().count() > 128 {
+        return Err(Error::BadRequest("external_id must be 1 to 128 characters".into()));
+    }
+    if m.text.trim().is_empty() || m.text.chars().count() > MAX_TEXT_CHARS {
+        return Err(Error::BadRequest(format!("text must be 1 to {MAX_TEXT_CHARS} characters")));
+    }
+    normalize_handle(&m.author_handle)
+        .ok_or_else(|| Error::BadRequest(format!("author.handle {:?} is not a handle", m.author_handle)))
+}
+
+/// Records an inbound message, linking its author to a customer by handle (a new customer
+/// for a new handle). Idempotent on channel + external id: the same message again returns
+/// the first record and changes nothing. Records `customer.created` and `inbound.received`.
+pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Result<Received> {
+    if let Some(c) = caller {
+        c.require(Permission::CreateInbound)?;
+    }
+    let handle = validate(m)?;
+    let actor = caller.map_or(Actor::System, |c| Actor::User(c.id));
+    write_tx(conn, |conn| {
+        if let Some(existing) = db::inbound::by_external_id(conn, &m.channel, &m.external_id)? {
+            return Ok(Received::AlreadyKnown(existing.into()));
+        }
+        let t = now();
+        let customer_id = match db::inbound::customer_for_handle(conn, &m.channel, &handle)? {
+            Some(id) => id,
+            None => {
+                let id = CustomerId::new().to_string();
+                db::inbound::insert_customer(conn, &id, t.naive_utc())?;
+                db::inbound::insert_handle(
+                    conn,
+                    &m.channel,
+                    &handle,
+                    &id,
+                    m.author_external_user_id.as_deref(),
+                    t.naive_utc(),
+                )?;
+                db::audit::append(
+                    conn,
+                    &actor,
+                    "customer.created",
+                    Some(&id),
+                    &json!({"channel": m.channel, "handle": handle}),
+                )?;
+                id
+            }
+        };
+        let received_at = m.received_at.unwrap_or(t);
+        let due = due_at(received_at);
+        let id = InboundId::new().to_string();
+        db::inbound::insert(
+            conn,
+            &db::inbound::NewInbound {
+                id: &id,
+                channel: &m.channel,
+                external_id: &m.external_id,
+                customer_id: &customer_id,
+                author_handle: &handle,
+                text: &m.text,
+                received_at: received_at.naive_utc(),
+                due_at: due.naive_utc(),
+                now: t.naive_utc(),
+            },
+        )?;
+        let row = db::inbound::by_id(conn, &id)?.ok_or_else(|| Error::Internal("inbound row vanished".into()))?;
+        let view = InboundView::from(row);
+        db::audit::append(
+            conn,
+            &actor,
+            "inbound.received",
+            Some(&id),
+            &json!({
+                "channel": view.channel,
+                "external_id": view.external_id,
+                "customer_id": view.customer_id,
+                "author_handle": view.author_handle,
+                "text": view.text,
+                "received_at": view.received_at,
+                "due_at": view.due_at,
+            }),
+        )?;
+        Ok(Received::Created(view))
+    })
+}
+
+/// The queue of messages in `state`, soonest due first.
+pub fn list(conn: &mut DbConn, caller: &Caller, state: InboundState, limit: i64) -> Result<Vec<InboundView>> {
+    caller.require(Permission::Read)?;
+    Ok(db::inbound::list_by_state(conn, state.as_str(), limit)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+pub fn get(conn: &mut DbConn, caller: &Caller, id: InboundId) -> Result<InboundView> {
+    caller.require(Permission::Read)?;
+    db::inbound::by_id(conn, &id.to_string())?
+        .map(Into::into)
+        .ok_or_else(|| Error::not_found("inbound message", id))
+}
+
+/// A customer, their handles and their recent messages.
+pub fn customer(conn: &mut DbConn, caller: &Caller, id: CustomerId) -> Result<CustomerView> {
+    caller.require(Permission::Read)?;
+    let key = id.to_string();
+    let c = db::inbound::customer(conn, &key)?.ok_or_else(|| Error::not_found("customer", id))?;
+    let handles = db::inbound::handles_of(conn, &key)?;
+    let history = db::inbound::history_of(conn, &key, 100)?;
+    Ok(CustomerView::build(c, handles, history))
+}

@@ -1,0 +1,93 @@
+//! The use cases: what a user (or a worker) can do, each in one database transaction with
+//! its audit entries. Free of HTTP: handlers in `http` parse the request and call these; the
+//! CLI calls them too. Every function here is blocking; async callers go through `Db::run`.
+
+pub mod audit;
+pub mod drafts;
+pub mod inbound;
+pub mod posting;
+pub mod users;
+pub mod views;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::policy::PolicySet;
+use std::sync::{Arc, RwLock};
+
+/// The policy set in force, replaceable at run time (reload) without stopping checks: a
+/// check takes the current `Arc` and keeps using it even if a reload swaps it meanwhile.
+#[derive(Clone)]
+pub struct PolicyStore {
+    current: Arc<RwLock<Arc<PolicySet>>>,
+    dir: std::path::PathBuf,
+}
+
+impl PolicyStore {
+    /// Loads the set in `dir`. Errors: [`Error::PolicyInvalid`] naming file, line and rule.
+    pub fn load(dir: &std::path::Path) -> Result<PolicyStore> {
+        let set = PolicySet::load(dir).map_err(Error::PolicyInvalid)?;
+        Ok(PolicyStore {
+            current: Arc::new(RwLock::new(Arc::new(set))),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn current(&self) -> Arc<PolicySet> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Loads the folder again; on failure the set in force stays and the error says why.
+    pub fn reload(&self) -> Result<Arc<PolicySet>> {
+        let set = Arc::new(PolicySet::load(&self.dir).map_err(Error::PolicyInvalid)?);
+        match self.current.write() {
+            Ok(mut guard) => *guard = set.clone(),
+            Err(poisoned) => *poisoned.into_inner() = set.clone(),
+        }
+        Ok(set)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+/// What every use case needs: the database, the policies and the settings.
+#[derive(Clone)]
+pub struct Context {
+    pub db: Db,
+    pub policies: PolicyStore,
+    pub settings: Arc<Settings>,
+    /// Wakes the posting worker when a job is enqueued (it also polls).
+    pub posting_wakeup: Arc<tokio::sync::Notify>,
+}
+
+/// The signed-in user a use case acts for.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: crate::domain::ids::UserId,
+    pub username: String,
+    pub roles: Vec<crate::domain::roles::Role>,
+}
+
+impl Caller {
+    /// Fails with 403 unless one of the caller's roles grants `permission`.
+    pub fn require(&self, permission: crate::domain::roles::Permission) -> Result<()> {
+        if permission.allowed_for(&self.roles) {
+            Ok(())
+        } else {
+            let roles: Vec<&str> = permission.granted_by().iter().map(|r| r.as_str()).collect();
+            Err(Error::Forbidden(format!("this needs one of the roles: {}", roles.join(", "))))
+        }
+    }
+}
+
+/// Now, as stored in the database (UTC, microsecond precision so that SQLite and
+/// PostgreSQL round-trip the same value).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    let t = chrono::Utc::now();
+    chrono::DurationRound::duration_trunc(t, chrono::Duration::microseconds(1)).unwrap_or(t)
+}

@@ -1,0 +1,258 @@
+//! The shapes the API returns (spec/api.md), built from stored rows. Times are RFC 3339 UTC.
+
+use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
+use crate::db::inbound::{CustomerRow, HandleRow, InboundRow};
+use crate::db::outbox::PostJobRow;
+use crate::domain::roles::Role;
+use crate::error::{Error, Result};
+use crate::policy::CheckReport;
+use chrono::{NaiveDateTime, SecondsFormat};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub fn rfc3339(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn parse_report(stored: &str) -> Result<CheckReport> {
+    serde_json::from_str(stored).map_err(|e| Error::Internal(format!("stored check report: {e}")))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundView {
+    pub id: String,
+    pub channel: String,
+    pub external_id: String,
+    pub customer_id: String,
+    pub author_handle: String,
+    pub text: String,
+    pub received_at: String,
+    /// The reply deadline.
+    pub due_at: String,
+    /// `open`, `answered` or `closed`.
+    pub state: String,
+    pub closed_reason: Option<String>,
+}
+
+impl From<InboundRow> for InboundView {
+    fn from(r: InboundRow) -> Self {
+        InboundView {
+            id: r.id,
+            channel: r.channel,
+            external_id: r.external_id,
+            customer_id: r.customer_id,
+            author_handle: r.author_handle,
+            text: r.text,
+            received_at: rfc3339(r.received_at),
+            due_at: rfc3339(r.due_at),
+            state: r.state,
+            closed_reason: r.closed_reason,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HandleView {
+    pub channel: String,
+    pub handle: String,
+    pub external_user_id: Option<String>,
+}
+
+impl From<HandleRow> for HandleView {
+    fn from(h: HandleRow) -> Self {
+        HandleView {
+            channel: h.channel,
+            handle: h.handle,
+            external_user_id: h.external_user_id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    pub id: String,
+    /// The customer's reference in an external CRM, when linked.
+    pub crm_ref: Option<String>,
+    pub created_at: String,
+    pub handles: Vec<HandleView>,
+    /// Their messages, newest first.
+    pub history: Vec<InboundView>,
+}
+
+impl CustomerView {
+    pub fn build(c: CustomerRow, handles: Vec<HandleRow>, history: Vec<InboundRow>) -> Self {
+        CustomerView {
+            id: c.id,
+            crm_ref: c.crm_ref,
+            created_at: rfc3339(c.created_at),
+            handles: handles.into_iter().map(Into::into).collect(),
+            history: history.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionView {
+    pub revision: i32,
+    pub text: String,
+    pub author_id: String,
+    pub created_at: String,
+    #[schema(value_type = Object)]
+    pub check: CheckReport,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewView {
+    pub id: String,
+    pub revision: i32,
+    pub reviewer_id: String,
+    pub decision: String,
+    pub comment: String,
+    pub created_at: String,
+}
+
+impl From<ReviewRow> for ReviewView {
+    fn from(r: ReviewRow) -> Self {
+        ReviewView {
+            id: r.id,
+            revision: r.revision,
+            reviewer_id: r.reviewer_id,
+            decision: r.decision,
+            comment: r.comment,
+            created_at: rfc3339(r.created_at),
+        }
+    }
+}
+
+/// The posting result of an approved draft.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostingView {
+    pub channel: String,
+    /// `pending` or `done`.
+    pub job_state: String,
+    pub attempts: i32,
+    pub post_id: Option<String>,
+    pub posted_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftView {
+    pub id: String,
+    pub inbound_id: String,
+    pub author_id: String,
+    /// draft, pending_review, changes_requested, rejected, approved, posted, post_failed
+    pub state: String,
+    pub revision: i32,
+    pub text: String,
+    /// The latest check report (spec/checks.md).
+    #[schema(value_type = Object)]
+    pub check: CheckReport,
+    /// How many different reviewers must approve the current revision.
+    pub approvals_needed: i32,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revisions: Vec<RevisionView>,
+    pub reviews: Vec<ReviewView>,
+    pub posting: Option<PostingView>,
+}
+
+impl DraftView {
+    pub fn build(d: DraftRow, revisions: Vec<RevisionRow>, reviews: Vec<ReviewRow>, job: Option<PostJobRow>) -> Result<Self> {
+        let revisions = revisions
+            .into_iter()
+            .map(|r| {
+                Ok(RevisionView {
+                    revision: r.revision,
+                    check: parse_report(&r.check_report)?,
+                    text: r.text,
+                    author_id: r.author_id,
+                    created_at: rfc3339(r.created_at),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let posting = job.map(|j| PostingView {
+            channel: j.channel,
+            job_state: j.state,
+            attempts: j.attempts,
+            post_id: d.post_id.clone(),
+            posted_at: d.posted_at.map(rfc3339),
+            last_error: j.last_error,
+        });
+        Ok(DraftView {
+            check: parse_report(&d.check_report)?,
+            id: d.id,
+            inbound_id: d.inbound_id,
+            author_id: d.author_id,
+            state: d.state,
+            revision: d.revision,
+            text: d.text,
+            approvals_needed: d.approvals_needed,
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+            revisions,
+            reviews: reviews.into_iter().map(Into::into).collect(),
+            posting,
+        })
+    }
+}
+
+/// A draft in a list: without its history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftSummary {
+    pub id: String,
+    pub inbound_id: String,
+    pub author_id: String,
+    pub state: String,
+    pub revision: i32,
+    pub text: String,
+    /// pass, escalate or block
+    pub verdict: String,
+    pub approvals_needed: i32,
+    pub updated_at: String,
+}
+
+impl DraftSummary {
+    pub fn build(d: DraftRow) -> Result<Self> {
+        let report = parse_report(&d.check_report)?;
+        let verdict = serde_json::to_value(report.verdict)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Ok(DraftSummary {
+            id: d.id,
+            inbound_id: d.inbound_id,
+            author_id: d.author_id,
+            state: d.state,
+            revision: d.revision,
+            text: d.text,
+            verdict,
+            approvals_needed: d.approvals_needed,
+            updated_at: rfc3339(d.updated_at),
+        })
+    }
+}
+
+/// One audit entry as auditors see it: the stored body's fields, plus the body verbatim
+/// and its leaf hash so a client can check the hash itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntryView {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// The canonical JSON that is hashed (RFC 8785).
+    pub body: String,
+    /// SHA-256(0x00 || body), hex.
+    pub leaf_hash: String,
+}

@@ -1,0 +1,9 @@
+//! The tamper-evident audit log (spec/audit.md): canonical entry bodies, leaf hashes and
+//! the RFC 6962 Merkle tree over them. Pure code: the append path lives in `db::audit`,
+//! which calls [`entry_body`] inside the transaction of the change it records.
+
+pub mod entry;
+pub mod merkle;
+
+pub use entry::{entry_body, leaf_hash, Actor, EntryBody};
+pub use merkle::{tree_root, TreeHasher};

@@ -1,0 +1,155 @@
+//! Drafts, their revisions and reviews.
+
+use super::schema::{draft_revisions, drafts, reviews};
+use super::DbConn;
+use crate::error::Result;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = drafts)]
+pub struct DraftRow {
+    pub id: String,
+    pub inbound_id: String,
+    pub author_id: String,
+    pub state: String,
+    pub revision: i32,
+    pub text: String,
+    pub check_report: String,
+    pub approvals_needed: i32,
+    pub post_id: Option<String>,
+    pub posted_at: Option<NaiveDateTime>,
+    pub post_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = draft_revisions)]
+pub struct RevisionRow {
+    pub draft_id: String,
+    pub revision: i32,
+    pub text: String,
+    pub author_id: String,
+    pub check_report: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = reviews)]
+pub struct ReviewRow {
+    pub id: String,
+    pub draft_id: String,
+    pub revision: i32,
+    pub reviewer_id: String,
+    pub decision: String,
+    pub comment: String,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
+    diesel::insert_into(drafts::table)
+        .values((
+            drafts::id.eq(&d.id),
+            drafts::inbound_id.eq(&d.inbound_id),
+            drafts::author_id.eq(&d.author_id),
+            drafts::state.eq(&d.state),
+            drafts::revision.eq(d.revision),
+            drafts::text.eq(&d.text),
+            drafts::check_report.eq(&d.check_report),
+            drafts::approvals_needed.eq(d.approvals_needed),
+            drafts::created_at.eq(d.created_at),
+            drafts::updated_at.eq(d.updated_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn insert_revision(conn: &mut DbConn, r: &RevisionRow) -> Result<()> {
+    diesel::insert_into(draft_revisions::table)
+        .values((
+            draft_revisions::draft_id.eq(&r.draft_id),
+            draft_revisions::revision.eq(r.revision),
+            draft_revisions::text.eq(&r.text),
+            draft_revisions::author_id.eq(&r.author_id),
+            draft_revisions::check_report.eq(&r.check_report),
+            draft_revisions::created_at.eq(r.created_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<DraftRow>> {
+    Ok(drafts::table
+        .select(DraftRow::as_select())
+        .filter(drafts::id.eq(id))
+        .first(conn)
+        .optional()?)
+}
+
+/// Saves a draft's mutable fields (state, text, revision, check, posting result).
+pub fn update(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
+    diesel::update(drafts::table.filter(drafts::id.eq(&d.id)))
+        .set((
+            drafts::state.eq(&d.state),
+            drafts::revision.eq(d.revision),
+            drafts::text.eq(&d.text),
+            drafts::check_report.eq(&d.check_report),
+            drafts::approvals_needed.eq(d.approvals_needed),
+            drafts::post_id.eq(&d.post_id),
+            drafts::posted_at.eq(d.posted_at),
+            drafts::post_error.eq(&d.post_error),
+            drafts::updated_at.eq(d.updated_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn revisions(conn: &mut DbConn, draft_id: &str) -> Result<Vec<RevisionRow>> {
+    Ok(draft_revisions::table
+        .select(RevisionRow::as_select())
+        .filter(draft_revisions::draft_id.eq(draft_id))
+        .order(draft_revisions::revision.asc())
+        .load(conn)?)
+}
+
+/// Everyone who wrote or revised the draft (for the four-eyes rule).
+pub fn writers(conn: &mut DbConn, draft_id: &str) -> Result<Vec<String>> {
+    Ok(draft_revisions::table
+        .select(draft_revisions::author_id)
+        .filter(draft_revisions::draft_id.eq(draft_id))
+        .distinct()
+        .load(conn)?)
+}
+
+pub fn reviews_of(conn: &mut DbConn, draft_id: &str) -> Result<Vec<ReviewRow>> {
+    Ok(reviews::table
+        .select(ReviewRow::as_select())
+        .filter(reviews::draft_id.eq(draft_id))
+        .order(reviews::id.asc())
+        .load(conn)?)
+}
+
+pub fn insert_review(conn: &mut DbConn, r: &ReviewRow) -> Result<()> {
+    diesel::insert_into(reviews::table)
+        .values((
+            reviews::id.eq(&r.id),
+            reviews::draft_id.eq(&r.draft_id),
+            reviews::revision.eq(r.revision),
+            reviews::reviewer_id.eq(&r.reviewer_id),
+            reviews::decision.eq(&r.decision),
+            reviews::comment.eq(&r.comment),
+            reviews::created_at.eq(r.created_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Drafts in `state`, oldest change first.
+pub fn list_by_state(conn: &mut DbConn, state: Option<&str>, limit: i64) -> Result<Vec<DraftRow>> {
+    let mut q = drafts::table.select(DraftRow::as_select()).into_boxed();
+    if let Some(s) = state {
+        q = q.filter(drafts::state.eq(s.to_string()));
+    }
+    Ok(q.order((drafts::updated_at.asc(), drafts::id.asc())).limit(limit).load(conn)?)
+}

@@ -1,0 +1,187 @@
+//! Persistence: one Diesel connection type over SQLite and PostgreSQL, chosen by the
+//! database URL's scheme, a pool, the embedded migrations, and one module of queries per
+//! table group. Everything here is blocking: async callers go through [`Db::run`], which
+//! moves the work to a blocking thread so actix's workers never wait on the database.
+
+pub mod audit;
+pub mod drafts;
+pub mod inbound;
+pub mod outbox;
+pub mod schema;
+pub mod users;
+
+use crate::error::{Error, Result};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+/// A connection to either backend. Queries written against it run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(diesel::PgConnection),
+}
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Which engine a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite://PATH` (or `sqlite:PATH`) and `postgres://…` / `postgresql://…`.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// The file path of a `sqlite://PATH` URL, as SQLite wants it.
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+/// Sets each new SQLite connection up for durability and concurrency: WAL so readers don't
+/// block the writer, `synchronous=FULL` so a commit survives power loss, foreign keys on,
+/// and a busy timeout so concurrent writers wait instead of failing.
+#[derive(Debug)]
+struct ConnectionSetup;
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut DbConn) -> std::result::Result<(), diesel::r2d2::Error> {
+        match conn {
+            DbConn::Sqlite(c) => c
+                .batch_execute(
+                    "PRAGMA busy_timeout = 15000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError),
+            DbConn::Postgres(c) => c
+                .batch_execute("SET TIME ZONE 'UTC'")
+                .map_err(diesel::r2d2::Error::QueryError),
+        }
+    }
+}
+
+/// The connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager<DbConn>>,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens a pool on `url`. SQLite files are created if missing.
+    ///
+    /// Errors: [`Error::BadRequest`] for an unknown scheme, [`Error::Unavailable`] when the
+    /// database cannot be reached.
+    pub fn connect(url: &str, max_connections: u32) -> Result<Db> {
+        let backend = Backend::of_url(url).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "database URL must start with sqlite:// or postgres://, got {:?}",
+                url.split(':').next().unwrap_or("")
+            ))
+        })?;
+        // Diesel's SQLite connection takes a path, not a URL.
+        let target = match backend {
+            Backend::Sqlite => sqlite_path(url).to_string(),
+            Backend::Postgres => url.to_string(),
+        };
+        // SQLite has one writer at a time anyway; a few connections serve the readers.
+        let size = match backend {
+            Backend::Sqlite => max_connections.min(8),
+            Backend::Postgres => max_connections,
+        };
+        let pool = Pool::builder()
+            .max_size(size.max(1))
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(ConnectionSetup))
+            .build(ConnectionManager::<DbConn>::new(target))
+            .map_err(|e| Error::Unavailable(format!("cannot open the database: {e}")))?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A pooled connection, for blocking code (CLI, workers, inside [`Db::run`]).
+    pub fn conn(&self) -> Result<diesel::r2d2::PooledConnection<ConnectionManager<DbConn>>> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs blocking database work on tokio's blocking pool and awaits it.
+    pub async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn()?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// Applies the embedded migrations that have not run yet; returns their names.
+    pub fn migrate(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn()?;
+        let names = |applied: Vec<diesel::migration::MigrationVersion<'_>>| {
+            applied.iter().map(|m| m.to_string()).collect::<Vec<_>>()
+        };
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| Error::Internal(format!("migration failed: {e}"));
+        match &mut *conn {
+            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(names).map_err(failed),
+            DbConn::Postgres(c) => {
+                // Several instances may start at once: one migrates, the others wait.
+                c.batch_execute("SELECT pg_advisory_lock(7295001)")?;
+                let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(names).map_err(failed);
+                c.batch_execute("SELECT pg_advisory_unlock(7295001)")?;
+                result
+            }
+        }
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub fn ping(&self) -> bool {
+        self.conn()
+            .and_then(|mut c| c.batch_execute("SELECT 1").map_err(Error::from))
+            .is_ok()
+    }
+}
+
+/// Runs `work` in one write transaction. Every state change goes through here: the
+/// transaction first locks the audit head row, which (a) serialises audit appends across
+/// requests and instances so `seq` stays gap-free, and (b) on SQLite takes the write lock
+/// before anything is read, so two writers never deadlock upgrading a read lock.
+/// Either all of `work` (the change and its audit entries) commits, or none of it.
+pub fn write_tx<T, F>(conn: &mut DbConn, work: F) -> Result<T>
+where
+    F: FnOnce(&mut DbConn) -> Result<T>,
+{
+    conn.transaction::<T, Error, _>(|conn| {
+        audit::lock_head(conn)?;
+        work(conn)
+    })
+}
+
+impl From<diesel::result::ConnectionError> for Error {
+    fn from(e: diesel::result::ConnectionError) -> Self {
+        Error::Unavailable(e.to_string())
+    }
+}

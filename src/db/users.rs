@@ -1,0 +1,141 @@
+//! Users, sign-in sessions (tokens stored as SHA-256 hashes) and failed sign-ins.
+
+use super::schema::{login_failures, sessions, users};
+use super::DbConn;
+use crate::domain::ids::UserId;
+use crate::domain::roles::{parse_role_list, Role};
+use crate::error::{Error, Result};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub email: Option<String>,
+    pub roles: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl UserRow {
+    pub fn user_id(&self) -> Result<UserId> {
+        self.id.parse().map_err(|e| Error::Internal(format!("stored user id: {e}")))
+    }
+
+    pub fn role_list(&self) -> Vec<Role> {
+        parse_role_list(&self.roles)
+    }
+}
+
+pub struct NewUser<'a> {
+    pub id: UserId,
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub email: Option<&'a str>,
+    pub roles: &'a str,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConn, u: &NewUser<'_>) -> Result<()> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(u.id.to_string()),
+            users::username.eq(u.username),
+            users::password_hash.eq(u.password_hash),
+            users::email.eq(u.email),
+            users::roles.eq(u.roles),
+            users::created_at.eq(u.created_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn by_username(conn: &mut DbConn, username: &str) -> Result<Option<UserRow>> {
+    Ok(users::table
+        .select(UserRow::as_select())
+        .filter(users::username.eq(username))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn by_id(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>> {
+    Ok(users::table
+        .select(UserRow::as_select())
+        .filter(users::id.eq(id.to_string()))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert_session(
+    conn: &mut DbConn,
+    token_hash: &str,
+    user: UserId,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> Result<()> {
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::token_hash.eq(token_hash),
+            sessions::user_id.eq(user.to_string()),
+            sessions::created_at.eq(now),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The user behind an unexpired session token hash.
+pub fn session_user(conn: &mut DbConn, token_hash: &str, now: NaiveDateTime) -> Result<Option<UserRow>> {
+    Ok(sessions::table
+        .inner_join(users::table)
+        .select(UserRow::as_select())
+        .filter(sessions::token_hash.eq(token_hash))
+        .filter(sessions::expires_at.gt(now))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn delete_session(conn: &mut DbConn, token_hash: &str) -> Result<usize> {
+    Ok(diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash))).execute(conn)?)
+}
+
+pub fn record_login_failure(conn: &mut DbConn, username: &str, remote_addr: &str, at: NaiveDateTime) -> Result<()> {
+    diesel::insert_into(login_failures::table)
+        .values((
+            login_failures::id.eq(uuid::Uuid::now_v7().to_string()),
+            login_failures::username.eq(username),
+            login_failures::remote_addr.eq(remote_addr),
+            login_failures::at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Times of failed sign-ins for this username since `since`, oldest first.
+pub fn failures_for_username(conn: &mut DbConn, username: &str, since: NaiveDateTime) -> Result<Vec<NaiveDateTime>> {
+    Ok(login_failures::table
+        .select(login_failures::at)
+        .filter(login_failures::username.eq(username))
+        .filter(login_failures::at.ge(since))
+        .order(login_failures::at.asc())
+        .load(conn)?)
+}
+
+/// Times of failed sign-ins from this address since `since`, oldest first.
+pub fn failures_for_addr(conn: &mut DbConn, remote_addr: &str, since: NaiveDateTime) -> Result<Vec<NaiveDateTime>> {
+    Ok(login_failures::table
+        .select(login_failures::at)
+        .filter(login_failures::remote_addr.eq(remote_addr))
+        .filter(login_failures::at.ge(since))
+        .order(login_failures::at.asc())
+        .load(conn)?)
+}
+
+/// Removes sessions that expired before `now` and failures older than `before`.
+pub fn prune(conn: &mut DbConn, now: NaiveDateTime, failures_before: NaiveDateTime) -> Result<()> {
+    diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)?;
+    diesel::delete(login_failures::table.filter(login_failures::at.lt(failures_before))).execute(conn)?;
+    Ok(())
+}

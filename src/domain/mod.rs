@@ -1,0 +1,6 @@
+//! Plain types and rules of the product: no actix, no Diesel.
+
+pub mod ids;
+pub mod inbound;
+pub mod roles;
+pub mod workflow;

@@ -1,0 +1,220 @@
+//! The life of a draft reply (spec/api.md "Drafts and reviews"): its states, the one table of
+//! allowed moves, and the four-eyes rule. Any move not in [`DraftState::apply`] is refused,
+//! which the API answers with 409.
+
+use crate::domain::ids::UserId;
+use crate::policy::Verdict;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DraftState {
+    Draft,
+    PendingReview,
+    ChangesRequested,
+    Rejected,
+    Approved,
+    Posted,
+    PostFailed,
+}
+
+/// What can happen to a draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DraftEvent {
+    /// The author changes the text (a new revision).
+    Revise,
+    /// The author hands the draft to reviewers.
+    Submit,
+    /// A reviewer approves; `complete` when this approval is the last one needed.
+    Approve { complete: bool },
+    Reject,
+    RequestChanges,
+    /// The channel accepted the reply.
+    PostSucceeded,
+    /// The channel refused or failed; the job is retried.
+    PostFailed,
+}
+
+impl DraftState {
+    pub const ALL: [DraftState; 7] = [
+        DraftState::Draft,
+        DraftState::PendingReview,
+        DraftState::ChangesRequested,
+        DraftState::Rejected,
+        DraftState::Approved,
+        DraftState::Posted,
+        DraftState::PostFailed,
+    ];
+
+    /// The table of moves: the state after `event`, or `None` when the move is not allowed.
+    pub fn apply(self, event: DraftEvent) -> Option<DraftState> {
+        use DraftEvent as E;
+        use DraftState as S;
+        match (self, event) {
+            (S::Draft | S::ChangesRequested, E::Revise) => Some(S::Draft),
+            (S::Draft, E::Submit) => Some(S::PendingReview),
+            (S::PendingReview, E::Approve { complete: false }) => Some(S::PendingReview),
+            (S::PendingReview, E::Approve { complete: true }) => Some(S::Approved),
+            (S::PendingReview, E::Reject) => Some(S::Rejected),
+            (S::PendingReview, E::RequestChanges) => Some(S::ChangesRequested),
+            (S::Approved | S::PostFailed, E::PostSucceeded) => Some(S::Posted),
+            (S::Approved | S::PostFailed, E::PostFailed) => Some(S::PostFailed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DraftState::Draft => "draft",
+            DraftState::PendingReview => "pending_review",
+            DraftState::ChangesRequested => "changes_requested",
+            DraftState::Rejected => "rejected",
+            DraftState::Approved => "approved",
+            DraftState::Posted => "posted",
+            DraftState::PostFailed => "post_failed",
+        }
+    }
+}
+
+impl fmt::Display for DraftState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown draft state {0:?} (states: draft, pending_review, changes_requested, rejected, approved, posted, post_failed)")]
+pub struct UnknownState(pub String);
+
+impl FromStr for DraftState {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
+        DraftState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_string()))
+    }
+}
+
+/// A reviewer's decision on one revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+    RequestChanges,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+            Decision::RequestChanges => "request_changes",
+        }
+    }
+
+    /// The audit action this decision records.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            Decision::Approve => "review.approved",
+            Decision::Reject => "review.rejected",
+            Decision::RequestChanges => "review.changes_requested",
+        }
+    }
+}
+
+impl FromStr for Decision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Decision::Approve, Decision::Reject, Decision::RequestChanges]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| format!("unknown decision {s:?}"))
+    }
+}
+
+/// How many different reviewers must approve a draft with this verdict (spec/checks.md:
+/// `escalate` needs two, neither of them its author).
+pub fn approvals_needed(verdict: Verdict) -> u32 {
+    match verdict {
+        Verdict::Escalate => 2,
+        Verdict::Pass | Verdict::Block => 1,
+    }
+}
+
+/// The four-eyes rule: nobody reviews a draft they wrote or revised, whatever their roles.
+pub fn may_review(reviewer: UserId, writers: &[UserId]) -> bool {
+    !writers.contains(&reviewer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DraftEvent as E;
+    use DraftState as S;
+
+    const EVENTS: [DraftEvent; 8] = [
+        E::Revise,
+        E::Submit,
+        E::Approve { complete: false },
+        E::Approve { complete: true },
+        E::Reject,
+        E::RequestChanges,
+        E::PostSucceeded,
+        E::PostFailed,
+    ];
+
+    #[test]
+    fn the_happy_path() {
+        let s = S::Draft.apply(E::Submit).unwrap();
+        let s = s.apply(E::Approve { complete: false }).unwrap();
+        assert_eq!(s, S::PendingReview);
+        let s = s.apply(E::Approve { complete: true }).unwrap();
+        let s = s.apply(E::PostFailed).unwrap();
+        assert_eq!(s.apply(E::PostSucceeded), Some(S::Posted));
+    }
+
+    #[test]
+    fn terminal_states_allow_nothing() {
+        for e in EVENTS {
+            assert_eq!(S::Posted.apply(e), None);
+            assert_eq!(S::Rejected.apply(e), None);
+        }
+    }
+
+    #[test]
+    fn only_a_pending_draft_can_be_reviewed_and_only_a_draft_submitted() {
+        for s in S::ALL {
+            for e in [E::Approve { complete: true }, E::Reject, E::RequestChanges] {
+                assert_eq!(s.apply(e).is_some(), s == S::PendingReview, "{s} {e:?}");
+            }
+            assert_eq!(s.apply(E::Submit).is_some(), s == S::Draft);
+        }
+    }
+
+    #[test]
+    fn changes_requested_goes_back_to_draft_by_revising() {
+        assert_eq!(S::ChangesRequested.apply(E::Revise), Some(S::Draft));
+        assert_eq!(S::ChangesRequested.apply(E::Submit), None);
+        assert_eq!(S::PendingReview.apply(E::Revise), None);
+    }
+
+    #[test]
+    fn four_eyes() {
+        let (a, b) = (UserId::new(), UserId::new());
+        assert!(!may_review(a, &[a]));
+        assert!(!may_review(a, &[b, a]));
+        assert!(may_review(b, &[a]));
+    }
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for s in S::ALL {
+            assert_eq!(s.as_str().parse::<S>(), Ok(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Sign-in and the signed-in user extractor. [`SignedIn`] is the one place where a bearer
+//! token becomes a user; it fails closed (401 without a valid token, 403 for a user with no
+//! role), and handlers then ask `caller.require(Permission::…)`.
+
+use super::State;
+use crate::app::{self, Caller};
+use crate::domain::roles::Role;
+use crate::error::Error;
+use actix_web::{dev::Payload, post, web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The user behind the request's `Authorization: Bearer TOKEN`.
+pub struct SignedIn {
+    pub caller: Caller,
+    pub token: String,
+}
+
+fn bearer_token(req: &HttpRequest) -> Result<String, Error> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or_else(|| Error::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into()))?;
+    let value = header
+        .to_str()
+        .map_err(|_| Error::Unauthorized("the Authorization header is not readable".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(token.trim().to_string())
+        }
+        _ => Err(Error::Unauthorized("the Authorization header must be: Bearer TOKEN".into())),
+    }
+}
+
+impl FromRequest for SignedIn {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(req);
+        let state = req.app_data::<State>().cloned();
+        Box::pin(async move {
+            let token = token?;
+            let state = state.ok_or_else(|| Error::Internal("application state missing".into()))?;
+            let t = token.clone();
+            let caller = state.ctx.db.run(move |conn| app::users::authenticate(conn, &t)).await?;
+            if caller.roles.is_empty() {
+                return Err(Error::Forbidden("this account has no role; ask an admin".into()).into());
+            }
+            Ok(SignedIn { caller, token })
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginUser {
+    pub id: String,
+    pub username: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// Send as `Authorization: Bearer TOKEN`.
+    pub token: String,
+    /// When the token stops working (RFC 3339, UTC).
+    pub expires_at: String,
+    pub user: LoginUser,
+}
+
+/// Sign in with a username and password.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 401, description = "wrong username or password", body = super::error::ErrorBody),
+        (status = 429, description = "locked out after failed sign-ins", body = super::error::ErrorBody),
+    )
+)]
+#[post("/login")]
+pub async fn login(state: State, req: HttpRequest, body: web::Json<LoginRequest>) -> Result<HttpResponse, Error> {
+    let addr = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let hours = state.ctx.settings.session_hours;
+    let LoginRequest { username, password } = body.into_inner();
+    let signin = state
+        .ctx
+        .db
+        .run(move |conn| app::users::login(conn, &username, &password, &addr, hours))
+        .await?;
+    Ok(HttpResponse::Ok().json(LoginResponse {
+        token: signin.token,
+        expires_at: app::views::rfc3339(signin.expires_at),
+        user: LoginUser {
+            id: signin.user.id.to_string(),
+            username: signin.user.username,
+            roles: signin.user.roles,
+        },
+    }))
+}
+
+/// End this sign-in: the token stops working.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = super::error::ErrorBody))
+)]
+#[post("/logout")]
+pub async fn logout(state: State, user: SignedIn) -> Result<HttpResponse, Error> {
+    state
+        .ctx
+        .db
+        .run(move |conn| app::users::logout(conn, &user.caller, &user.token))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

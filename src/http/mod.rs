@@ -1,0 +1,133 @@
+//! The HTTP layer (spec/api.md): thin handlers that parse a request, call a use case in
+//! `app`, and shape its answer. Nothing here decides business rules.
+
+pub mod audit;
+pub mod auth;
+pub mod check;
+pub mod drafts;
+pub mod error;
+pub mod health;
+pub mod inbound;
+pub mod middleware;
+
+use crate::app::Context;
+use crate::error::Error;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_actix_web::{scope, AppExt};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub ctx: Context,
+    pub metrics: middleware::Metrics,
+}
+
+pub type State = web::Data<AppState>;
+
+/// Parses an id from a path or body: 400 if it is not a UUID (spec/api.md).
+pub fn parse_id<T: std::str::FromStr<Err = crate::domain::ids::InvalidId>>(raw: &str) -> Result<T, Error> {
+    raw.parse().map_err(|e: crate::domain::ids::InvalidId| Error::BadRequest(e.to_string()))
+}
+
+/// A list's page size: default 100, 1 to 1000.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, Error> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(n) => Err(Error::BadRequest(format!("limit={n}: a page holds 1 to 1000 items"))),
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Countersign",
+        description = "Safe public replies: compliance checks, four-eyes review, exactly-once posting, a tamper-evident audit log.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Sign-in"),
+        (name = "inbound", description = "Customers' posts and customer records"),
+        (name = "drafts", description = "Draft replies and their reviews"),
+        (name = "checks", description = "Compliance checks and policies"),
+        (name = "audit", description = "The audit log"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// The application: every route of `/api/v1` (collected into the OpenAPI description as they
+/// are registered, so the description cannot miss one), health and metrics, the JSON error
+/// handlers, and the request middleware.
+pub fn app(
+    state: State,
+) -> App<
+    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error, InitError = ()>,
+> {
+    let (app, mut api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .service(
+            scope::scope("/api/v1")
+                .service(auth::login)
+                .service(auth::logout)
+                .service(inbound::create)
+                .service(inbound::list)
+                .service(inbound::get_one)
+                .service(inbound::customer)
+                .service(check::check)
+                .service(check::policies)
+                .service(check::reload)
+                .service(drafts::create)
+                .service(drafts::list)
+                .service(drafts::get_one)
+                .service(drafts::revise)
+                .service(drafts::submit)
+                .service(drafts::review)
+                .service(audit::query)
+                .service(audit::verify)
+                // Inside the scope, which otherwise answers every unmatched /api/v1 path.
+                .route("/openapi.json", web::get().to(health::openapi)),
+        )
+        .split_for_parts();
+    add_plain_paths(&mut api);
+    app.app_data(state)
+        .app_data(web::Data::new(api))
+        .app_data(error::json_config())
+        .app_data(error::path_config())
+        .app_data(error::query_config())
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .default_service(web::to(error::not_found))
+        .wrap(actix_web::middleware::from_fn(middleware::observe))
+}
+
+/// The routes registered without `#[utoipa::path]` (they take no input), described by hand.
+fn add_plain_paths(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+    use utoipa::openapi::ResponseBuilder;
+    for (path, summary) in [
+        ("/api/v1/openapi.json", "This OpenAPI description"),
+        ("/healthz", "The process answers"),
+        ("/readyz", "The process and its database answer (503 when the database does not)"),
+        ("/metrics", "Prometheus metrics (text exposition format)"),
+    ] {
+        let op = OperationBuilder::new()
+            .summary(Some(summary))
+            .response("200", ResponseBuilder::new().description("OK").build())
+            .build();
+        api.paths.paths.insert(path.to_string(), PathItem::new(HttpMethod::Get, op));
+    }
+}

@@ -1,0 +1,3 @@
+//! Background workers: each claims a job from an outbox table, acts, and records the result.
+
+pub mod posting;
