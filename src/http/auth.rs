@@ -1,17 +1,20 @@
-//! Sign-in and the signed-in user extractor. [`SignedIn`] is the one place where a bearer
-//! token becomes a user; it fails closed (401 without a valid token, 403 for a user with no
-//! role), and handlers then ask `caller.require(Permission::…)`.
+//! Sign-in, and the one place where a bearer token becomes a user: the
+//! [`require_sign_in`] guard fails closed (401 without a valid token, 403 for a user with no
+//! role); handlers take the [`SignedIn`] it found and ask `caller.require(Permission::…)`.
 
 use super::State;
 use crate::app::{self, Caller};
 use crate::domain::roles::Role;
 use crate::error::Error;
-use actix_web::{dev::Payload, post, web, FromRequest, HttpRequest, HttpResponse};
-use futures_util::future::LocalBoxFuture;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{post, web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The user behind the request's `Authorization: Bearer TOKEN`.
+#[derive(Clone)]
 pub struct SignedIn {
     pub caller: Caller,
     pub token: String,
@@ -33,23 +36,59 @@ fn bearer_token(req: &HttpRequest) -> Result<String, Error> {
     }
 }
 
+/// Paths under `/api/v1` that need no token (spec/api.md "People and roles").
+const PUBLIC_API_PATHS: [&str; 2] = ["/api/v1/login", "/api/v1/openapi.json"];
+
+fn needs_sign_in(path: &str) -> bool {
+    path.starts_with("/api/v1/") && !PUBLIC_API_PATHS.contains(&path)
+}
+
+/// The guard in front of every `/api/v1` route but the public ones: resolves the bearer
+/// token before any handler or body extractor runs, so an unsigned request gets 401 whatever
+/// else is wrong with it, and a user with no role gets 403 everywhere.
+pub async fn require_sign_in(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if !needs_sign_in(req.path()) {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+    match resolve(req.request()).await {
+        Ok(signed_in) => {
+            req.extensions_mut().insert(signed_in);
+            next.call(req).await.map(ServiceResponse::map_into_left_body)
+        }
+        Err(e) => Ok(req.into_response(e.error_response()).map_into_right_body()),
+    }
+}
+
+async fn resolve(req: &HttpRequest) -> Result<SignedIn, Error> {
+    let token = bearer_token(req)?;
+    let state = req
+        .app_data::<State>()
+        .cloned()
+        .ok_or_else(|| Error::Internal("application state missing".into()))?;
+    let t = token.clone();
+    let caller = state.ctx.db.run(move |conn| app::users::authenticate(conn, &t)).await?;
+    if caller.roles.is_empty() {
+        return Err(Error::Forbidden("this account has no role; ask an admin".into()));
+    }
+    Ok(SignedIn { caller, token })
+}
+
 impl FromRequest for SignedIn {
-    type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+    type Error = Error;
+    type Future = std::future::Ready<Result<Self, Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer_token(req);
-        let state = req.app_data::<State>().cloned();
-        Box::pin(async move {
-            let token = token?;
-            let state = state.ok_or_else(|| Error::Internal("application state missing".into()))?;
-            let t = token.clone();
-            let caller = state.ctx.db.run(move |conn| app::users::authenticate(conn, &t)).await?;
-            if caller.roles.is_empty() {
-                return Err(Error::Forbidden("this account has no role; ask an admin".into()).into());
-            }
-            Ok(SignedIn { caller, token })
-        })
+        // Put there by `require_sign_in`; absent only on a public path, where no handler
+        // asks for it.
+        std::future::ready(
+            req.extensions()
+                .get::<SignedIn>()
+                .cloned()
+                .ok_or_else(|| Error::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into())),
+        )
     }
 }
 

@@ -58,11 +58,7 @@ pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Resul
     let path = req.path().to_string();
     let state = req.app_data::<State>().cloned();
     let span = tracing::info_span!("request", request_id = %request_id);
-    let result = {
-        let _entered = span.enter();
-        next.call(req)
-    }
-    .await;
+    let result = tracing::Instrument::instrument(next.call(req), span).await;
     let elapsed = started.elapsed();
     match result {
         Ok(mut res) => {

@@ -111,6 +111,7 @@ pub fn app(
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .default_service(web::to(error::not_found))
+        .wrap(actix_web::middleware::from_fn(auth::require_sign_in))
         .wrap(actix_web::middleware::from_fn(middleware::observe))
 }
 

@@ -1,0 +1,320 @@
+//! The test harness: the real server on a real database (a fresh SQLite file per test, or a
+//! fresh PostgreSQL database per test when COUNTERSIGN_TEST_POSTGRES_URL is set), driven
+//! over HTTP like any client.
+#![allow(dead_code)]
+
+use countersign::app::Context;
+use countersign::audit::Actor;
+use countersign::config::Settings;
+use countersign::domain::roles::Role;
+use countersign::startup::Application;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A fresh, empty database of the given backend; dropped with the value.
+pub struct TestDb {
+    pub url: String,
+    pg: Option<(String, String)>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// `None` (with a note on stderr) when PostgreSQL is asked for but not configured.
+    pub fn new(backend: Backend) -> Option<TestDb> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => Some(TestDb {
+                url: format!("sqlite://{}", dir.path().join("countersign.db").display()),
+                pg: None,
+                dir,
+            }),
+            Backend::Postgres => {
+                let Ok(admin) = std::env::var("COUNTERSIGN_TEST_POSTGRES_URL") else {
+                    eprintln!("SKIPPED (PostgreSQL): COUNTERSIGN_TEST_POSTGRES_URL is not set");
+                    return None;
+                };
+                let name = format!("cs_test_{}", uuid::Uuid::now_v7().simple());
+                pg_admin(&admin, &format!("CREATE DATABASE {name}"));
+                let url = match admin.rsplit_once('/') {
+                    Some((base, _)) => format!("{base}/{name}"),
+                    None => panic!("COUNTERSIGN_TEST_POSTGRES_URL needs a database path"),
+                };
+                Some(TestDb {
+                    url,
+                    pg: Some((admin, name)),
+                    dir,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.pg {
+            pg_admin(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+fn pg_admin(admin_url: &str, sql: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::PgConnection::establish(admin_url).expect("connect to COUNTERSIGN_TEST_POSTGRES_URL");
+    diesel::sql_query(sql).execute(&mut conn).unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub base: String,
+    pub ctx: Context,
+    pub settings: Settings,
+    handle: Option<actix_web::dev::ServerHandle>,
+    thread: Option<JoinHandle<()>>,
+    agent: ureq::Agent,
+    pub db: TestDb,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    pub fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, &[])
+    }
+
+    /// Starts the server with extra settings (`COUNTERSIGN_*` names).
+    pub fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+        let db = TestDb::new(backend)?;
+        Some(Self::start(db, extra))
+    }
+
+    pub fn start(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+        let mut env: HashMap<String, String> = HashMap::new();
+        env.insert("COUNTERSIGN_DATABASE_URL".into(), db.url.clone());
+        env.insert("COUNTERSIGN_BIND".into(), "127.0.0.1:0".into());
+        env.insert("COUNTERSIGN_POLICIES".into(), repo_path("policies").display().to_string());
+        env.insert("COUNTERSIGN_POST_LOG".into(), db.dir.path().join("posted.jsonl").display().to_string());
+        env.insert("COUNTERSIGN_SMTP_URL".into(), format!("file://{}", db.dir.path().join("mail").display()));
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let settings = Settings::from_sources(None, &env).expect("settings");
+        let app = Application::build(settings.clone()).expect("the server builds");
+        let addr = app.local_addr();
+        let ctx = app.context().clone();
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let system = actix_web::rt::System::new();
+            let _ = system.block_on(app.run(move |h| {
+                let _ = tx.send(h);
+            }));
+        });
+        let handle = rx.recv().expect("the server starts");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        TestApp {
+            base: format!("http://{addr}"),
+            ctx,
+            settings,
+            handle: Some(handle),
+            thread: Some(thread),
+            agent,
+            db,
+        }
+    }
+
+    /// Stops the server (finishing requests in flight) and keeps the database.
+    pub fn stop(mut self) -> TestDb {
+        self.shutdown();
+        let db_dir_keep = std::mem::replace(
+            &mut self.db,
+            TestDb {
+                url: String::new(),
+                pg: None,
+                dir: tempfile::tempdir().expect("temp dir"),
+            },
+        );
+        db_dir_keep
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(h) = self.handle.take() {
+            drop(h.stop(true));
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Creates a user directly (as `countersign user add` does) and signs in over HTTP.
+    pub fn user(&self, name: &str, roles: &[Role]) -> String {
+        let mut conn = self.ctx.db.conn().expect("db");
+        countersign::app::users::create_user(&mut conn, &Actor::System, name, PASSWORD, roles, None).expect("create user");
+        self.login(name)
+    }
+
+    pub fn login(&self, name: &str) -> String {
+        let r = self.post("/api/v1/login", None, &json!({"username": name, "password": PASSWORD}));
+        assert_eq!(r.status, 200, "login {name}: {}", r.text);
+        r.body["token"].as_str().expect("token").to_string()
+    }
+
+    pub fn user_id(&self, token: &str) -> String {
+        let mut conn = self.ctx.db.conn().expect("db");
+        countersign::app::users::authenticate(&mut conn, token).expect("token").id.to_string()
+    }
+
+    fn finish(&self, resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let mut resp = resp.expect("the request reaches the server");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, body, text }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(req.call())
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let mut req = self.agent.post(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(req.send_json(body))
+    }
+
+    pub fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: &str) -> Reply {
+        let mut req = self.agent.post(format!("{}{path}", self.base)).header("Content-Type", content_type);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(req.send(body))
+    }
+
+    pub fn post_empty(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.agent.post(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(req.send_empty())
+    }
+
+    pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let mut req = self.agent.put(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(req.send_json(body))
+    }
+
+    /// Records a customer's post; returns its id.
+    pub fn inbound(&self, token: &str, external_id: &str, handle: &str, text: &str) -> String {
+        let r = self.post(
+            "/api/v1/inbound",
+            Some(token),
+            &json!({"channel": "x", "external_id": external_id, "author": {"handle": handle}, "text": text}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Writes a draft; returns its id.
+    pub fn draft(&self, token: &str, inbound_id: &str, text: &str) -> String {
+        let r = self.post("/api/v1/drafts", Some(token), &json!({"inbound_id": inbound_id, "text": text}));
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    pub fn review(&self, token: &str, draft: &str, decision: &str, revision: i64) -> Reply {
+        self.post(
+            &format!("/api/v1/drafts/{draft}/reviews"),
+            Some(token),
+            &json!({"decision": decision, "comment": "", "revision": revision}),
+        )
+    }
+
+    /// The audit log's size, read from the database.
+    pub fn audit_size(&self) -> i64 {
+        let mut conn = self.ctx.db.conn().expect("db");
+        countersign::db::audit::head_size(&mut conn).expect("audit size")
+    }
+
+    /// Every audit entry's action, in order.
+    pub fn audit_actions(&self) -> Vec<(String, Option<String>)> {
+        let mut conn = self.ctx.db.conn().expect("db");
+        let filter = countersign::db::audit::AuditFilter {
+            limit: 100_000,
+            ..Default::default()
+        };
+        countersign::db::audit::query(&mut conn, &filter)
+            .expect("audit")
+            .into_iter()
+            .map(|e| (e.action, e.subject))
+            .collect()
+    }
+
+    /// Waits (bounded) until the draft reaches `state`.
+    pub fn wait_for_state(&self, token: &str, draft: &str, state: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let r = self.get(&format!("/api/v1/drafts/{draft}"), Some(token));
+            if r.body["state"] == state {
+                return r.body;
+            }
+            assert!(std::time::Instant::now() < deadline, "draft never reached {state}: {}", r.text);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn posted_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.settings.post_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Declares each scenario once per backend: `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Postgres) } )*
+        }
+    };
+}
