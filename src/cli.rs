@@ -13,7 +13,11 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "countersign", version, about = "Safe public replies to customers: checks, four eyes, exactly-once posting, a tamper-evident audit log")]
+#[command(
+    name = "countersign",
+    version,
+    about = "Safe public replies to customers: checks, four eyes, exactly-once posting, a tamper-evident audit log"
+)]
 pub struct Cli {
     /// Settings file (TOML); COUNTERSIGN_* environment variables win over it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -110,11 +114,22 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             let db = Db::connect(&s.database_url, 1)?;
             db.migrate()?;
             let mut conn = db.conn()?;
-            let id = app::users::create_user(&mut conn, &Actor::System, &name, &password, &roles, email.as_deref())?;
+            let id = app::users::create_user(
+                &mut conn,
+                &Actor::System,
+                &name,
+                &password,
+                &roles,
+                email.as_deref(),
+            )?;
             println!("created user {name} ({id})");
             Ok(true)
         }
-        Command::Check { policies, text, jsonl } => check(&policies, text, jsonl),
+        Command::Check {
+            policies,
+            text,
+            jsonl,
+        } => check(&policies, text, jsonl),
         Command::Policy(PolicyCommand::Test { policies }) => {
             let set = load_policies(&policies)?;
             println!(
@@ -150,7 +165,11 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = crate::startup::Application::build(settings)?;
     let addr = app.local_addr();
     let set = app.context().policies.current();
-    tracing::info!(policy_version = set.version(), rules = set.rule_count(), "policies loaded");
+    tracing::info!(
+        policy_version = set.version(),
+        rules = set.rule_count(),
+        "policies loaded"
+    );
     let runtime = actix_web::rt::System::new();
     runtime.block_on(app.run(|_| {
         println!("countersign listening on http://{addr}");
@@ -161,7 +180,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn load_policies(dir: &std::path::Path) -> anyhow::Result<PolicySet> {
-    PolicySet::load(dir).map_err(|e| anyhow::anyhow!("the policy set {} is invalid:\n{e}", dir.display()))
+    PolicySet::load(dir)
+        .map_err(|e| anyhow::anyhow!("the policy set {} is invalid:\n{e}", dir.display()))
 }
 
 fn check(policies: &std::path::Path, text: Option<String>, jsonl: bool) -> anyhow::Result<bool> {
@@ -182,8 +202,9 @@ fn check(policies: &std::path::Path, text: Option<String>, jsonl: bool) -> anyho
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed: Line = serde_json::from_str(&line)
-                .with_context(|| format!("stdin line {}: not a JSON object with \"text\"", n + 1))?;
+            let parsed: Line = serde_json::from_str(&line).with_context(|| {
+                format!("stdin line {}: not a JSON object with \"text\"", n + 1)
+            })?;
             let mut report = set.check(&parsed.text);
             report.id = parsed.id.map(|v| match v {
                 serde_json::Value::String(s) => s,
@@ -197,8 +218,12 @@ fn check(policies: &std::path::Path, text: Option<String>, jsonl: bool) -> anyho
             Some(t) => t,
             None => {
                 let mut buf = String::new();
-                std::io::stdin().read_to_string(&mut buf).context("cannot read stdin")?;
-                buf.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s).to_string()).unwrap_or(buf)
+                std::io::stdin()
+                    .read_to_string(&mut buf)
+                    .context("cannot read stdin")?;
+                buf.strip_suffix('\n')
+                    .map(|s| s.strip_suffix('\r').unwrap_or(s).to_string())
+                    .unwrap_or(buf)
             }
         };
         serde_json::to_writer_pretty(&mut out, &set.check(&text))?;
@@ -220,7 +245,10 @@ fn read_password() -> anyhow::Result<String> {
         first
     } else {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
         line.trim_end_matches(['\n', '\r']).to_string()
     };
     if password.is_empty() {

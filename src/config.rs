@@ -35,11 +35,18 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the settings file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("settings file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("setting {name} ({origin}): {message}")]
-    Invalid { name: &'static str, origin: String, message: String },
+    Invalid {
+        name: &'static str,
+        origin: String,
+        message: String,
+    },
 }
 
 /// Every setting's name without the `COUNTERSIGN_` prefix, lower case (the TOML key).
@@ -81,11 +88,17 @@ impl Settings {
     }
 
     /// The same from an explicit environment (tests).
-    pub fn from_sources(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
         // (value, where it came from) per key; later sources overwrite earlier ones.
         let mut raw: HashMap<&'static str, (String, String)> = HashMap::new();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
             let parsed: FileSettings = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: path.into(),
                 message: e.to_string(),
@@ -128,7 +141,8 @@ impl Settings {
             message,
         };
 
-        let (database_url, origin) = get("database_url").unwrap_or(("sqlite://countersign.db", "default"));
+        let (database_url, origin) =
+            get("database_url").unwrap_or(("sqlite://countersign.db", "default"));
         let backend = Backend::of_url(database_url).ok_or_else(|| {
             invalid(
                 "COUNTERSIGN_DATABASE_URL",
@@ -137,13 +151,21 @@ impl Settings {
             )
         })?;
         if backend == Backend::Sqlite && sqlite_path(database_url).is_empty() {
-            return Err(invalid("COUNTERSIGN_DATABASE_URL", origin, "sqlite:// needs a file path".into()));
+            return Err(invalid(
+                "COUNTERSIGN_DATABASE_URL",
+                origin,
+                "sqlite:// needs a file path".into(),
+            ));
         }
 
         let (bind, origin) = get("bind").unwrap_or(("127.0.0.1:8080", "default"));
-        let bind: SocketAddr = bind
-            .parse()
-            .map_err(|_| invalid("COUNTERSIGN_BIND", origin, format!("{bind:?} is not an address:port such as 127.0.0.1:8080")))?;
+        let bind: SocketAddr = bind.parse().map_err(|_| {
+            invalid(
+                "COUNTERSIGN_BIND",
+                origin,
+                format!("{bind:?} is not an address:port such as 127.0.0.1:8080"),
+            )
+        })?;
 
         let policies = PathBuf::from(get("policies").map(|(v, _)| v).unwrap_or("policies"));
 
@@ -155,7 +177,9 @@ impl Settings {
                     let db = Path::new(sqlite_path(database_url));
                     db.with_file_name(format!(
                         "{}.key",
-                        db.file_stem().and_then(|s| s.to_str()).unwrap_or("countersign")
+                        db.file_stem()
+                            .and_then(|s| s.to_str())
+                            .unwrap_or("countersign")
                     ))
                 }
                 Backend::Postgres => PathBuf::from("countersign.key"),
@@ -168,27 +192,51 @@ impl Settings {
             .parse()
             .ok()
             .filter(|h| (1..=24 * 90).contains(h))
-            .ok_or_else(|| invalid("COUNTERSIGN_SESSION_HOURS", origin, format!("{hours:?} is not a whole number of hours between 1 and 2160")))?;
+            .ok_or_else(|| {
+                invalid(
+                    "COUNTERSIGN_SESSION_HOURS",
+                    origin,
+                    format!("{hours:?} is not a whole number of hours between 1 and 2160"),
+                )
+            })?;
 
         let (smtp_url, origin) = get("smtp_url").unwrap_or(("file://mail", "default"));
-        if !(smtp_url.starts_with("smtp://") || smtp_url.starts_with("smtps://") || smtp_url.starts_with("file://")) {
-            return Err(invalid("COUNTERSIGN_SMTP_URL", origin, format!("{smtp_url:?} must be smtp://host:port or file://DIR")));
+        if !(smtp_url.starts_with("smtp://")
+            || smtp_url.starts_with("smtps://")
+            || smtp_url.starts_with("file://"))
+        {
+            return Err(invalid(
+                "COUNTERSIGN_SMTP_URL",
+                origin,
+                format!("{smtp_url:?} must be smtp://host:port or file://DIR"),
+            ));
         }
 
         let (x_api_base, origin) = get("x_api_base").unwrap_or(("https://api.x.com", "default"));
         if !(x_api_base.starts_with("https://") || x_api_base.starts_with("http://")) {
-            return Err(invalid("COUNTERSIGN_X_API_BASE", origin, format!("{x_api_base:?} is not an http(s) URL")));
+            return Err(invalid(
+                "COUNTERSIGN_X_API_BASE",
+                origin,
+                format!("{x_api_base:?} is not an http(s) URL"),
+            ));
         }
 
-        let non_empty = |key: &str| get(key).map(|(v, _)| v.trim().to_string()).filter(|v| !v.is_empty());
+        let non_empty = |key: &str| {
+            get(key)
+                .map(|(v, _)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let x_access_token = non_empty("x_access_token");
         let x_user_id = non_empty("x_user_id");
 
         let (poll, origin) = get("x_poll_seconds").unwrap_or(("60", "default"));
-        let x_poll_seconds: u64 = poll
-            .trim()
-            .parse()
-            .map_err(|_| invalid("COUNTERSIGN_X_POLL_SECONDS", origin, format!("{poll:?} is not a whole number of seconds")))?;
+        let x_poll_seconds: u64 = poll.trim().parse().map_err(|_| {
+            invalid(
+                "COUNTERSIGN_X_POLL_SECONDS",
+                origin,
+                format!("{poll:?} is not a whole number of seconds"),
+            )
+        })?;
 
         let post_log = PathBuf::from(get("post_log").map(|(v, _)| v).unwrap_or("posted.jsonl"));
 
@@ -213,7 +261,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -236,7 +287,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("cs.toml");
         std::fs::write(&file, "database_url = \"sqlite://from-file.db\"\nsession_hours = 3\nbind = \"127.0.0.1:9000\"\n").unwrap();
-        let s = Settings::from_sources(Some(&file), &env(&[("COUNTERSIGN_BIND", "0.0.0.0:7000")])).unwrap();
+        let s = Settings::from_sources(Some(&file), &env(&[("COUNTERSIGN_BIND", "0.0.0.0:7000")]))
+            .unwrap();
         assert_eq!(s.database_url, "sqlite://from-file.db");
         assert_eq!(s.session_hours, 3);
         assert_eq!(s.bind.to_string(), "0.0.0.0:7000");
@@ -245,11 +297,14 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_setting() {
-        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_SESSION_HOURS", "soon")])).unwrap_err();
+        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_SESSION_HOURS", "soon")]))
+            .unwrap_err();
         assert!(e.to_string().contains("COUNTERSIGN_SESSION_HOURS"), "{e}");
-        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_DATABASE_URL", "mysql://x")])).unwrap_err();
+        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_DATABASE_URL", "mysql://x")]))
+            .unwrap_err();
         assert!(e.to_string().contains("COUNTERSIGN_DATABASE_URL"), "{e}");
-        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_BIND", "localhost")])).unwrap_err();
+        let e =
+            Settings::from_sources(None, &env(&[("COUNTERSIGN_BIND", "localhost")])).unwrap_err();
         assert!(e.to_string().contains("COUNTERSIGN_BIND"), "{e}");
     }
 

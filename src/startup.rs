@@ -42,9 +42,7 @@ impl Application {
 
     /// The bound address (the port is the OS's choice when the setting asked for 0).
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or(self.ctx.settings.bind)
+        self.listener.local_addr().unwrap_or(self.ctx.settings.bind)
     }
 
     pub fn context(&self) -> &Context {
@@ -53,7 +51,10 @@ impl Application {
 
     /// Serves until SIGTERM or Ctrl-C (or `handle.stop`), finishing requests in flight, then
     /// stops the workers. `on_ready` gets the server handle once it accepts connections.
-    pub async fn run(self, on_ready: impl FnOnce(actix_web::dev::ServerHandle)) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        on_ready: impl FnOnce(actix_web::dev::ServerHandle),
+    ) -> std::io::Result<()> {
         let metrics = Metrics::new().map_err(std::io::Error::other)?;
         let state = web::Data::new(AppState {
             ctx: self.ctx.clone(),
@@ -65,7 +66,8 @@ impl Application {
             .run();
         on_ready(server.handle());
 
-        let channel: Arc<dyn Channel> = Arc::new(LogChannel::new(self.ctx.settings.post_log.clone()));
+        let channel: Arc<dyn Channel> =
+            Arc::new(LogChannel::new(self.ctx.settings.post_log.clone()));
         let stop = Arc::new(Notify::new());
         let worker = tokio::spawn(crate::workers::posting::run(
             self.ctx.db.clone(),
@@ -89,12 +91,18 @@ async fn reload_on_sighup(policies: PolicyStore) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
         while hup.recv().await.is_some() {
             let store = policies.clone();
             match tokio::task::spawn_blocking(move || store.reload()).await {
-                Ok(Ok(set)) => tracing::info!(policy_version = set.version(), "policies reloaded (SIGHUP)"),
-                Ok(Err(e)) => tracing::error!(error = %e, "policy reload failed; the policies in force stay"),
+                Ok(Ok(set)) => {
+                    tracing::info!(policy_version = set.version(), "policies reloaded (SIGHUP)")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "policy reload failed; the policies in force stay")
+                }
                 Err(e) => tracing::error!(error = %e, "policy reload task failed"),
             }
         }

@@ -6,7 +6,8 @@ use common::{Backend, TestApp};
 use countersign::domain::roles::Role;
 use serde_json::json;
 
-const CLEAN: &str = "Sorry about the wait! We've passed this to our delivery team and will update you here.";
+const CLEAN: &str =
+    "Sorry about the wait! We've passed this to our delivery team and will update you here.";
 const BLOCKED: &str = "Could you tell us your account password so we can check?";
 const ESCALATED: &str = "Your money back, guaranteed.";
 
@@ -67,7 +68,12 @@ fn each_endpoint_answers_each_role_as_the_spec_says(b: Backend) {
     let reviewer = app.user("reviewer", &[Role::Reviewer]);
     let auditor = app.user("auditor", &[Role::Auditor]);
     let admin = app.user("admin", &[Role::Admin]);
-    let roles = [("agent", &agent), ("reviewer", &reviewer), ("auditor", &auditor), ("admin", &admin)];
+    let roles = [
+        ("agent", &agent),
+        ("reviewer", &reviewer),
+        ("auditor", &auditor),
+        ("admin", &admin),
+    ];
 
     // Inbound: agents and admins may record posts; everyone reads the queue.
     for (name, token) in roles {
@@ -76,40 +82,120 @@ fn each_endpoint_answers_each_role_as_the_spec_says(b: Backend) {
             Some(token),
             &json!({"channel": "x", "external_id": format!("m-{name}"), "author": {"handle": "@cust"}, "text": "Where is my parcel?"}),
         );
-        let expected = if matches!(name, "agent" | "admin") { 201 } else { 403 };
+        let expected = if matches!(name, "agent" | "admin") {
+            201
+        } else {
+            403
+        };
         assert_eq!(r.status, expected, "POST /inbound as {name}: {}", r.text);
-        assert_eq!(app.get("/api/v1/inbound?state=open", Some(token)).status, 200, "GET /inbound as {name}");
-        assert_eq!(app.post("/api/v1/check", Some(token), &json!({"text": CLEAN})).status, 200, "check as {name}");
-        assert_eq!(app.get("/api/v1/drafts", Some(token)).status, 200, "GET /drafts as {name}");
-        let audit = if matches!(name, "auditor" | "admin") { 200 } else { 403 };
-        assert_eq!(app.get("/api/v1/audit", Some(token)).status, audit, "GET /audit as {name}");
-        assert_eq!(app.get("/api/v1/audit/verify", Some(token)).status, audit, "verify as {name}");
-        assert_eq!(app.get("/api/v1/policies", Some(token)).status, audit, "GET /policies as {name}");
+        assert_eq!(
+            app.get("/api/v1/inbound?state=open", Some(token)).status,
+            200,
+            "GET /inbound as {name}"
+        );
+        assert_eq!(
+            app.post("/api/v1/check", Some(token), &json!({"text": CLEAN}))
+                .status,
+            200,
+            "check as {name}"
+        );
+        assert_eq!(
+            app.get("/api/v1/drafts", Some(token)).status,
+            200,
+            "GET /drafts as {name}"
+        );
+        let audit = if matches!(name, "auditor" | "admin") {
+            200
+        } else {
+            403
+        };
+        assert_eq!(
+            app.get("/api/v1/audit", Some(token)).status,
+            audit,
+            "GET /audit as {name}"
+        );
+        assert_eq!(
+            app.get("/api/v1/audit/verify", Some(token)).status,
+            audit,
+            "verify as {name}"
+        );
+        assert_eq!(
+            app.get("/api/v1/policies", Some(token)).status,
+            audit,
+            "GET /policies as {name}"
+        );
         let reload = if name == "admin" { 200 } else { 403 };
-        assert_eq!(app.post_empty("/api/v1/policies/reload", Some(token)).status, reload, "reload as {name}");
+        assert_eq!(
+            app.post_empty("/api/v1/policies/reload", Some(token))
+                .status,
+            reload,
+            "reload as {name}"
+        );
     }
     let inbound = app.inbound(&agent, "m-main", "@cust", "Where is my parcel?");
-    let customer = app.get(&format!("/api/v1/inbound/{inbound}"), Some(&agent)).body["customer_id"]
+    let customer = app
+        .get(&format!("/api/v1/inbound/{inbound}"), Some(&agent))
+        .body["customer_id"]
         .as_str()
         .unwrap()
         .to_string();
     for (name, token) in roles {
-        assert_eq!(app.get(&format!("/api/v1/customers/{customer}"), Some(token)).status, 200, "customer as {name}");
-        let r = app.post("/api/v1/drafts", Some(token), &json!({"inbound_id": inbound, "text": CLEAN}));
+        assert_eq!(
+            app.get(&format!("/api/v1/customers/{customer}"), Some(token))
+                .status,
+            200,
+            "customer as {name}"
+        );
+        let r = app.post(
+            "/api/v1/drafts",
+            Some(token),
+            &json!({"inbound_id": inbound, "text": CLEAN}),
+        );
         let expected = if name == "agent" { 201 } else { 403 };
         assert_eq!(r.status, expected, "POST /drafts as {name}: {}", r.text);
     }
     let draft = app.draft(&agent, &inbound, CLEAN);
-    for (name, token) in [("reviewer", &reviewer), ("auditor", &auditor), ("admin", &admin)] {
-        assert_eq!(app.put(&format!("/api/v1/drafts/{draft}"), Some(token), &json!({"text": CLEAN})).status, 403, "PUT as {name}");
-        assert_eq!(app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(token)).status, 403, "submit as {name}");
+    for (name, token) in [
+        ("reviewer", &reviewer),
+        ("auditor", &auditor),
+        ("admin", &admin),
+    ] {
+        assert_eq!(
+            app.put(
+                &format!("/api/v1/drafts/{draft}"),
+                Some(token),
+                &json!({"text": CLEAN})
+            )
+            .status,
+            403,
+            "PUT as {name}"
+        );
+        assert_eq!(
+            app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(token))
+                .status,
+            403,
+            "submit as {name}"
+        );
     }
-    assert_eq!(app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent)).status, 200);
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent))
+            .status,
+        200
+    );
     for (name, token) in [("agent", &agent), ("auditor", &auditor), ("admin", &admin)] {
-        assert_eq!(app.review(token, &draft, "approve", 1).status, 403, "approve as {name}");
+        assert_eq!(
+            app.review(token, &draft, "approve", 1).status,
+            403,
+            "approve as {name}"
+        );
     }
     for (name, token) in roles {
-        assert_eq!(app.get(&format!("/api/v1/drafts/{draft}"), Some(token)).status, 200, "GET draft as {name}");
+        assert_eq!(
+            app.get(&format!("/api/v1/drafts/{draft}"), Some(token))
+                .status,
+            200,
+            "GET draft as {name}"
+        );
     }
     assert_eq!(app.review(&reviewer, &draft, "approve", 1).status, 200);
 }
@@ -138,11 +224,20 @@ fn a_reply_goes_from_inbound_to_posted_once_with_its_audit_trail(b: Backend) {
     let reviewer = app.user("rui", &[Role::Reviewer]);
     let auditor = app.user("aud", &[Role::Auditor]);
 
-    let inbound = app.inbound(&agent, "1900000000000000001", "@Customer42", "My order never arrived!");
+    let inbound = app.inbound(
+        &agent,
+        "1900000000000000001",
+        "@Customer42",
+        "My order never arrived!",
+    );
     let open = app.get("/api/v1/inbound?state=open", Some(&agent));
     assert_eq!(open.body.as_array().unwrap().len(), 1);
 
-    let r = app.post("/api/v1/drafts", Some(&agent), &json!({"inbound_id": inbound, "text": CLEAN}));
+    let r = app.post(
+        "/api/v1/drafts",
+        Some(&agent),
+        &json!({"inbound_id": inbound, "text": CLEAN}),
+    );
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["state"], "draft");
     assert_eq!(r.body["revision"], 1);
@@ -158,10 +253,16 @@ fn a_reply_goes_from_inbound_to_posted_once_with_its_audit_trail(b: Backend) {
 
     let r = app.review(&reviewer, &draft, "approve", 1);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(matches!(r.body["state"].as_str(), Some("approved" | "posted")));
+    assert!(matches!(
+        r.body["state"].as_str(),
+        Some("approved" | "posted")
+    ));
 
     let posted = app.wait_for_state(&agent, &draft, "posted");
-    let post_id = posted["posting"]["post_id"].as_str().expect("post id").to_string();
+    let post_id = posted["posting"]["post_id"]
+        .as_str()
+        .expect("post id")
+        .to_string();
     let lines = app.posted_lines();
     assert_eq!(lines.len(), 1, "posted exactly once: {lines:?}");
     assert_eq!(lines[0]["post_id"], post_id.as_str());
@@ -172,7 +273,12 @@ fn a_reply_goes_from_inbound_to_posted_once_with_its_audit_trail(b: Backend) {
 
     let answered = app.get(&format!("/api/v1/inbound/{inbound}"), Some(&agent));
     assert_eq!(answered.body["state"], "answered");
-    assert!(app.get("/api/v1/inbound?state=open", Some(&agent)).body.as_array().unwrap().is_empty());
+    assert!(app
+        .get("/api/v1/inbound?state=open", Some(&agent))
+        .body
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // The trail, in order, each about the right subject.
     let actions: Vec<(String, Option<String>)> = app
@@ -183,7 +289,14 @@ fn a_reply_goes_from_inbound_to_posted_once_with_its_audit_trail(b: Backend) {
     let names: Vec<&str> = actions.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(
         names,
-        ["customer.created", "inbound.received", "draft.created", "draft.submitted", "review.approved", "post.succeeded"]
+        [
+            "customer.created",
+            "inbound.received",
+            "draft.created",
+            "draft.submitted",
+            "review.approved",
+            "post.succeeded"
+        ]
     );
     assert_eq!(actions[1].1.as_deref(), Some(inbound.as_str()));
     for (_, subject) in &actions[2..] {
@@ -191,7 +304,10 @@ fn a_reply_goes_from_inbound_to_posted_once_with_its_audit_trail(b: Backend) {
     }
 
     // Auditors read the same through the API, with filters and a cursor.
-    let page = app.get(&format!("/api/v1/audit?subject={draft}&limit=2"), Some(&auditor));
+    let page = app.get(
+        &format!("/api/v1/audit?subject={draft}&limit=2"),
+        Some(&auditor),
+    );
     assert_eq!(page.status, 200, "{}", page.text);
     let entries = page.body["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
@@ -199,8 +315,16 @@ fn a_reply_goes_from_inbound_to_posted_once_with_its_audit_trail(b: Backend) {
     assert_eq!(entries[0]["data"]["text"], CLEAN);
     assert_eq!(entries[0]["data"]["check"]["verdict"], "pass");
     let next = page.body["next"].as_str().expect("a cursor").to_string();
-    let page2 = app.get(&format!("/api/v1/audit?subject={draft}&after={next}"), Some(&auditor));
-    let names2: Vec<&str> = page2.body["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let page2 = app.get(
+        &format!("/api/v1/audit?subject={draft}&after={next}"),
+        Some(&auditor),
+    );
+    let names2: Vec<&str> = page2.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(names2, ["review.approved", "post.succeeded"]);
     assert!(page2.body["next"].is_null());
     let by_action = app.get("/api/v1/audit?action=post.succeeded", Some(&auditor));
@@ -230,8 +354,17 @@ fn inbound_is_idempotent_and_linked_to_a_customer_by_handle(b: Backend) {
         &json!({"channel": "x", "external_id": "556", "author": {"handle": "maria_r"}, "text": "still waiting"}),
     );
     assert_eq!(other.status, 201);
-    assert_eq!(other.body["customer_id"], first.body["customer_id"], "same handle, same customer");
-    let customer = app.get(&format!("/api/v1/customers/{}", first.body["customer_id"].as_str().unwrap()), Some(&agent));
+    assert_eq!(
+        other.body["customer_id"], first.body["customer_id"],
+        "same handle, same customer"
+    );
+    let customer = app.get(
+        &format!(
+            "/api/v1/customers/{}",
+            first.body["customer_id"].as_str().unwrap()
+        ),
+        Some(&agent),
+    );
     assert_eq!(customer.status, 200);
     assert_eq!(customer.body["handles"][0]["handle"], "maria_r");
     assert_eq!(customer.body["handles"][0]["external_user_id"], "99");
@@ -243,7 +376,13 @@ fn inbound_is_idempotent_and_linked_to_a_customer_by_handle(b: Backend) {
 
     // The queue is soonest due first.
     let queue = app.get("/api/v1/inbound", Some(&agent));
-    let due: Vec<&str> = queue.body.as_array().unwrap().iter().map(|m| m["due_at"].as_str().unwrap()).collect();
+    let due: Vec<&str> = queue
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["due_at"].as_str().unwrap())
+        .collect();
     let mut sorted = due.clone();
     sorted.sort();
     assert_eq!(due, sorted);
@@ -256,7 +395,11 @@ fn nobody_approves_a_draft_they_wrote(b: Backend) {
     let both = app.user("both", &[Role::Agent, Role::Reviewer]);
     let inbound = app.inbound(&both, "1", "@c", "help");
     let draft = app.draft(&both, &inbound, CLEAN);
-    assert_eq!(app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&both)).status, 200);
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&both))
+            .status,
+        200
+    );
     let size = app.audit_size();
     for decision in ["approve", "reject", "request_changes"] {
         let r = app.review(&both, &draft, decision, 1);
@@ -273,8 +416,15 @@ fn a_blocked_draft_cannot_be_submitted_and_nothing_changes(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
     let agent = app.user("ana", &[Role::Agent]);
     let inbound = app.inbound(&agent, "1", "@c", "help");
-    let r = app.post("/api/v1/drafts", Some(&agent), &json!({"inbound_id": inbound, "text": BLOCKED}));
-    assert_eq!(r.status, 201, "a blocked draft may be written, not submitted");
+    let r = app.post(
+        "/api/v1/drafts",
+        Some(&agent),
+        &json!({"inbound_id": inbound, "text": BLOCKED}),
+    );
+    assert_eq!(
+        r.status, 201,
+        "a blocked draft may be written, not submitted"
+    );
     assert_eq!(r.body["check"]["verdict"], "block");
     let draft = r.body["id"].as_str().unwrap().to_string();
     let size = app.audit_size();
@@ -283,15 +433,34 @@ fn a_blocked_draft_cannot_be_submitted_and_nothing_changes(b: Backend) {
     assert_eq!(r.body["error"], "blocked");
     assert_eq!(r.body["check"]["verdict"], "block");
     let findings = r.body["check"]["findings"].as_array().unwrap();
-    assert!(findings.iter().any(|f| f["category"] == "credentials"), "{findings:?}");
-    assert_eq!(app.audit_size(), size, "a refused submission records nothing");
-    assert_eq!(app.get(&format!("/api/v1/drafts/{draft}"), Some(&agent)).body["state"], "draft");
+    assert!(
+        findings.iter().any(|f| f["category"] == "credentials"),
+        "{findings:?}"
+    );
+    assert_eq!(
+        app.audit_size(),
+        size,
+        "a refused submission records nothing"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/drafts/{draft}"), Some(&agent))
+            .body["state"],
+        "draft"
+    );
 
     // Fixing the text makes it submittable.
-    let r = app.put(&format!("/api/v1/drafts/{draft}"), Some(&agent), &json!({"text": CLEAN}));
+    let r = app.put(
+        &format!("/api/v1/drafts/{draft}"),
+        Some(&agent),
+        &json!({"text": CLEAN}),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.body["revision"], 2);
-    assert_eq!(app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent)).status, 200);
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent))
+            .status,
+        200
+    );
 }
 
 fn a_review_of_an_older_revision_is_refused(b: Backend) {
@@ -304,7 +473,11 @@ fn a_review_of_an_older_revision_is_refused(b: Backend) {
     let r = app.review(&reviewer, &draft, "request_changes", 1);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["state"], "changes_requested");
-    let r = app.put(&format!("/api/v1/drafts/{draft}"), Some(&agent), &json!({"text": "Thanks, we're on it and will update you here."}));
+    let r = app.put(
+        &format!("/api/v1/drafts/{draft}"),
+        Some(&agent),
+        &json!({"text": "Thanks, we're on it and will update you here."}),
+    );
     assert_eq!(r.body["state"], "draft");
     assert_eq!(r.body["revision"], 2);
     app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent));
@@ -322,13 +495,24 @@ fn an_escalated_draft_needs_two_different_reviewers(b: Backend) {
     let first = app.user("rui", &[Role::Reviewer]);
     let second = app.user("eva", &[Role::Reviewer]);
     let inbound = app.inbound(&agent, "1", "@c", "help");
-    let r = app.post("/api/v1/drafts", Some(&agent), &json!({"inbound_id": inbound, "text": ESCALATED}));
+    let r = app.post(
+        "/api/v1/drafts",
+        Some(&agent),
+        &json!({"inbound_id": inbound, "text": ESCALATED}),
+    );
     assert_eq!(r.body["check"]["verdict"], "escalate", "{}", r.text);
     let draft = r.body["id"].as_str().unwrap().to_string();
-    assert_eq!(app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent)).status, 200);
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent))
+            .status,
+        200
+    );
     let r = app.review(&first, &draft, "approve", 1);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["state"], "pending_review", "one approval is not enough");
+    assert_eq!(
+        r.body["state"], "pending_review",
+        "one approval is not enough"
+    );
     assert_eq!(r.body["approvals_needed"], 2);
     let again = app.review(&first, &draft, "approve", 1);
     assert_eq!(again.status, 409, "the same reviewer twice: {}", again.text);
@@ -369,7 +553,11 @@ fn bad_input_gets_a_json_error_and_changes_nothing(b: Backend) {
     ];
     for (i, (expected, r)) in cases.iter().enumerate() {
         assert_eq!(r.status, *expected, "case {i}: {}", r.text);
-        assert!(r.body["error"].is_string(), "case {i}: not a JSON error: {}", r.text);
+        assert!(
+            r.body["error"].is_string(),
+            "case {i}: not a JSON error: {}",
+            r.text
+        );
         assert!(r.body["message"].is_string(), "case {i}");
     }
     assert_eq!(app.audit_size(), size, "bad input changed nothing");
@@ -387,28 +575,58 @@ fn failed_sign_ins_lock_the_username(b: Backend) {
         app.user_id(&t)
     };
     for i in 0..5 {
-        let r = app.post("/api/v1/login", None, &json!({"username": "ana", "password": format!("Tr0ub4dor&{i}")}));
+        let r = app.post(
+            "/api/v1/login",
+            None,
+            &json!({"username": "ana", "password": format!("Tr0ub4dor&{i}")}),
+        );
         assert_eq!(r.status, 401, "attempt {i}: {}", r.text);
         assert_eq!(r.body["error"], "unauthorized");
     }
-    let r = app.post("/api/v1/login", None, &json!({"username": "ana", "password": common::PASSWORD}));
-    assert_eq!(r.status, 429, "locked even with the right password: {}", r.text);
+    let r = app.post(
+        "/api/v1/login",
+        None,
+        &json!({"username": "ana", "password": common::PASSWORD}),
+    );
+    assert_eq!(
+        r.status, 429,
+        "locked even with the right password: {}",
+        r.text
+    );
     assert_eq!(r.body["error"], "too_many_requests");
     // Another user is not affected.
-    assert_eq!(app.post("/api/v1/login", None, &json!({"username": "aud", "password": common::PASSWORD})).status, 200);
+    assert_eq!(
+        app.post(
+            "/api/v1/login",
+            None,
+            &json!({"username": "aud", "password": common::PASSWORD})
+        )
+        .status,
+        200
+    );
 
     // An unknown username: the failure is recorded without the name that was typed.
-    let r = app.post("/api/v1/login", None, &json!({"username": "nosuchperson", "password": "whatever!"}));
+    let r = app.post(
+        "/api/v1/login",
+        None,
+        &json!({"username": "nosuchperson", "password": "whatever!"}),
+    );
     assert_eq!(r.status, 401);
     let page = app.get("/api/v1/audit?action=user.login_failed", Some(&auditor));
     let entries = page.body["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 6);
     for e in &entries[..5] {
         assert_eq!(e["subject"], ana_id.as_str());
-        assert!(!e["body"].as_str().unwrap().contains("Tr0ub4dor"), "no password in the log");
+        assert!(
+            !e["body"].as_str().unwrap().contains("Tr0ub4dor"),
+            "no password in the log"
+        );
     }
     assert!(entries[5]["subject"].is_null());
-    assert!(!entries[5]["body"].as_str().unwrap().contains("nosuchperson"));
+    assert!(!entries[5]["body"]
+        .as_str()
+        .unwrap()
+        .contains("nosuchperson"));
 }
 
 fn logout_ends_the_session(b: Backend) {
@@ -424,7 +642,11 @@ fn openapi_describes_every_route(b: Backend) {
     let r = app.get("/api/v1/openapi.json", None);
     assert_eq!(r.status, 200);
     let doc = &r.body;
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "OpenAPI 3: {}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "OpenAPI 3: {}",
+        doc["openapi"]
+    );
     assert!(doc["info"]["title"].is_string());
     let routes = [
         ("post", "/api/v1/login"),
@@ -451,11 +673,19 @@ fn openapi_describes_every_route(b: Backend) {
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (method, path) in routes {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from openapi.json");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from openapi.json"
+        );
     }
     // And nothing in the description is a route the server does not have.
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, routes.len(), "openapi.json lists routes the test does not know: {:?}", paths.keys());
+    assert_eq!(
+        documented,
+        routes.len(),
+        "openapi.json lists routes the test does not know: {:?}",
+        paths.keys()
+    );
     for (method, path) in routes {
         let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
         let r = match method {
@@ -463,7 +693,11 @@ fn openapi_describes_every_route(b: Backend) {
             "put" => app.put(&concrete, None, &json!({})),
             _ => app.post(&concrete, None, &json!({})),
         };
-        assert_ne!(r.status, 404, "{method} {path} is documented but not served: {}", r.text);
+        assert_ne!(
+            r.status, 404,
+            "{method} {path} is documented but not served: {}",
+            r.text
+        );
         assert!(r.status < 500, "{method} {path}: {}", r.text);
     }
 }
@@ -476,5 +710,7 @@ fn health_ready_and_metrics(b: Backend) {
     let m = app.get("/metrics", None);
     assert_eq!(m.status, 200);
     assert!(m.text.contains("countersign_http_requests_total{method=\"GET\",route=\"/api/v1/drafts\",status=\"401\"} 1"), "{}", m.text);
-    assert!(m.text.contains("countersign_http_request_duration_seconds_bucket"));
+    assert!(m
+        .text
+        .contains("countersign_http_request_duration_seconds_bucket"));
 }

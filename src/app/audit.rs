@@ -85,15 +85,26 @@ pub fn verify(conn: &mut DbConn, mut progress: impl FnMut(u64)) -> Result<Verifi
             break;
         }
         for (seq, body, stored_hash) in batch {
-            let broken = |reason: String| Ok(Verification::Broken { ok: false, first_bad_seq: seq.min(expected), reason });
+            let broken = |reason: String| {
+                Ok(Verification::Broken {
+                    ok: false,
+                    first_bad_seq: seq.min(expected),
+                    reason,
+                })
+            };
             if seq != expected {
-                return broken(format!("seq {expected} is missing (the next entry is {seq})"));
+                return broken(format!(
+                    "seq {expected} is missing (the next entry is {seq})"
+                ));
             }
             let recomputed = leaf_hash(body.as_bytes());
             if hex::encode(recomputed) != stored_hash {
                 return broken("the body does not match its stored leaf hash".into());
             }
-            match serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|b| b.get("seq").and_then(|s| s.as_i64())) {
+            match serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|b| b.get("seq").and_then(|s| s.as_i64()))
+            {
                 Some(s) if s == seq => {}
                 _ => return broken("the body does not carry its own seq".into()),
             }
@@ -107,7 +118,10 @@ pub fn verify(conn: &mut DbConn, mut progress: impl FnMut(u64)) -> Result<Verifi
         return Ok(Verification::Broken {
             ok: false,
             first_bad_seq: expected,
-            reason: format!("the log should hold {head} entries but {} were found", expected - 1),
+            reason: format!(
+                "the log should hold {head} entries but {} were found",
+                expected - 1
+            ),
         });
     }
     Ok(Verification::Intact {

@@ -21,7 +21,9 @@ pub const POST_CHANNEL_LOG: &str = "log";
 
 fn validate_text(text: &str) -> Result<()> {
     if text.trim().is_empty() || text.chars().count() > MAX_TEXT_CHARS {
-        return Err(Error::BadRequest(format!("text must be 1 to {MAX_TEXT_CHARS} characters")));
+        return Err(Error::BadRequest(format!(
+            "text must be 1 to {MAX_TEXT_CHARS} characters"
+        )));
     }
     Ok(())
 }
@@ -47,7 +49,9 @@ fn next_state(d: &DraftRow, event: DraftEvent) -> Result<DraftState> {
         let what = match event {
             DraftEvent::Revise => "revised",
             DraftEvent::Submit => "submitted",
-            DraftEvent::Approve { .. } | DraftEvent::Reject | DraftEvent::RequestChanges => "reviewed",
+            DraftEvent::Approve { .. } | DraftEvent::Reject | DraftEvent::RequestChanges => {
+                "reviewed"
+            }
             DraftEvent::PostSucceeded | DraftEvent::PostFailed => "posted",
         };
         Error::Conflict(format!("a draft in state {state} cannot be {what}"))
@@ -70,7 +74,13 @@ pub fn view(conn: &mut DbConn, id: &str) -> Result<DraftView> {
 /// Writes a new draft reply to an open inbound message, with its check report.
 /// Records `draft.created`. Errors: 403 without the agent role, 404 unknown message,
 /// 409 when the message is no longer open.
-pub fn create(ctx: &Context, conn: &mut DbConn, caller: &Caller, inbound_id: InboundId, text: &str) -> Result<DraftView> {
+pub fn create(
+    ctx: &Context,
+    conn: &mut DbConn,
+    caller: &Caller,
+    inbound_id: InboundId,
+    text: &str,
+) -> Result<DraftView> {
     caller.require(Permission::WriteDrafts)?;
     validate_text(text)?;
     let report = check(ctx, text);
@@ -128,14 +138,22 @@ pub fn create(ctx: &Context, conn: &mut DbConn, caller: &Caller, inbound_id: Inb
 
 fn require_author(d: &DraftRow, caller: &Caller) -> Result<()> {
     if d.author_id != caller.id.to_string() {
-        return Err(Error::Forbidden("only the draft's author may change or submit it".into()));
+        return Err(Error::Forbidden(
+            "only the draft's author may change or submit it".into(),
+        ));
     }
     Ok(())
 }
 
 /// A new revision of the text, by the author, in state `draft` or `changes_requested`
 /// (which goes back to `draft`). Records `draft.revised`.
-pub fn revise(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId, text: &str) -> Result<DraftView> {
+pub fn revise(
+    ctx: &Context,
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: DraftId,
+    text: &str,
+) -> Result<DraftView> {
     caller.require(Permission::WriteDrafts)?;
     validate_text(text)?;
     let report = check(ctx, text);
@@ -216,10 +234,18 @@ pub struct NewReview {
 /// the same reviewer. An approval re-runs the checks (422 if the draft now blocks); the
 /// last approval needed moves the draft to `approved` and writes its post job in the same
 /// transaction (the outbox).
-pub fn review(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId, r: &NewReview) -> Result<DraftView> {
+pub fn review(
+    ctx: &Context,
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: DraftId,
+    r: &NewReview,
+) -> Result<DraftView> {
     caller.require(Permission::Review)?;
     if r.comment.chars().count() > MAX_TEXT_CHARS {
-        return Err(Error::BadRequest(format!("comment must be at most {MAX_TEXT_CHARS} characters")));
+        return Err(Error::BadRequest(format!(
+            "comment must be at most {MAX_TEXT_CHARS} characters"
+        )));
     }
     let result = write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
@@ -236,7 +262,9 @@ pub fn review(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId, r:
         // revision it names.
         let current = state_of(&d)?;
         if current != DraftState::PendingReview {
-            return Err(Error::Conflict(format!("a draft in state {current} cannot be reviewed")));
+            return Err(Error::Conflict(format!(
+                "a draft in state {current} cannot be reviewed"
+            )));
         }
         if r.revision != d.revision {
             return Err(Error::Conflict(format!(
@@ -291,9 +319,21 @@ pub fn review(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId, r:
         d.state = state.as_str().into();
         d.updated_at = t;
         db::drafts::update(conn, &d)?;
-        db::audit::append(conn, &Actor::User(caller.id), r.decision.audit_action(), Some(&d.id), &data)?;
+        db::audit::append(
+            conn,
+            &Actor::User(caller.id),
+            r.decision.audit_action(),
+            Some(&d.id),
+            &data,
+        )?;
         if state == DraftState::Approved {
-            db::outbox::enqueue(conn, &PostJobId::new().to_string(), &d.id, POST_CHANNEL_LOG, t)?;
+            db::outbox::enqueue(
+                conn,
+                &PostJobId::new().to_string(),
+                &d.id,
+                POST_CHANNEL_LOG,
+                t,
+            )?;
         }
         Ok((view(conn, &d.id)?, state == DraftState::Approved))
     })?;
@@ -309,7 +349,12 @@ pub fn get(conn: &mut DbConn, caller: &Caller, id: DraftId) -> Result<DraftView>
     view(conn, &id.to_string())
 }
 
-pub fn list(conn: &mut DbConn, caller: &Caller, state: Option<DraftState>, limit: i64) -> Result<Vec<DraftSummary>> {
+pub fn list(
+    conn: &mut DbConn,
+    caller: &Caller,
+    state: Option<DraftState>,
+    limit: i64,
+) -> Result<Vec<DraftSummary>> {
     caller.require(Permission::Read)?;
     db::drafts::list_by_state(conn, state.map(|s| s.as_str()), limit)?
         .into_iter()

@@ -33,18 +33,30 @@ pub enum Received {
 fn validate(m: &NewInbound) -> Result<String> {
     let channel_ok = !m.channel.is_empty()
         && m.channel.len() <= 32
-        && m.channel.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        && m.channel
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !channel_ok {
-        return Err(Error::BadRequest("channel must be a short lower-case name such as \"x\"".into()));
+        return Err(Error::BadRequest(
+            "channel must be a short lower-case name such as \"x\"".into(),
+        ));
     }
     if m.external_id.trim().is_empty() || m.external_id.chars().count() > 128 {
-        return Err(Error::BadRequest("external_id must be 1 to 128 characters".into()));
+        return Err(Error::BadRequest(
+            "external_id must be 1 to 128 characters".into(),
+        ));
     }
     if m.text.trim().is_empty() || m.text.chars().count() > MAX_TEXT_CHARS {
-        return Err(Error::BadRequest(format!("text must be 1 to {MAX_TEXT_CHARS} characters")));
+        return Err(Error::BadRequest(format!(
+            "text must be 1 to {MAX_TEXT_CHARS} characters"
+        )));
     }
-    normalize_handle(&m.author_handle)
-        .ok_or_else(|| Error::BadRequest(format!("author.handle {:?} is not a handle", m.author_handle)))
+    normalize_handle(&m.author_handle).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "author.handle {:?} is not a handle",
+            m.author_handle
+        ))
+    })
 }
 
 /// Records an inbound message, linking its author to a customer by handle (a new customer
@@ -101,7 +113,8 @@ pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Re
                 now: t.naive_utc(),
             },
         )?;
-        let row = db::inbound::by_id(conn, &id)?.ok_or_else(|| Error::Internal("inbound row vanished".into()))?;
+        let row = db::inbound::by_id(conn, &id)?
+            .ok_or_else(|| Error::Internal("inbound row vanished".into()))?;
         let view = InboundView::from(row);
         db::audit::append(
             conn,
@@ -123,7 +136,12 @@ pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Re
 }
 
 /// The queue of messages in `state`, soonest due first.
-pub fn list(conn: &mut DbConn, caller: &Caller, state: InboundState, limit: i64) -> Result<Vec<InboundView>> {
+pub fn list(
+    conn: &mut DbConn,
+    caller: &Caller,
+    state: InboundState,
+    limit: i64,
+) -> Result<Vec<InboundView>> {
     caller.require(Permission::Read)?;
     Ok(db::inbound::list_by_state(conn, state.as_str(), limit)?
         .into_iter()

@@ -80,7 +80,10 @@ impl Caller {
             Ok(())
         } else {
             let roles: Vec<&str> = permission.granted_by().iter().map(|r| r.as_str()).collect();
-            Err(Error::Forbidden(format!("this needs one of the roles: {}", roles.join(", "))))
+            Err(Error::Forbidden(format!(
+                "this needs one of the roles: {}",
+                roles.join(", ")
+            )))
         }
     }
 }

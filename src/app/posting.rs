@@ -35,8 +35,9 @@ pub fn claim(conn: &mut DbConn) -> Result<Option<ClaimedJob>> {
         };
         let draft = db::drafts::by_id(conn, &job.draft_id)?
             .ok_or_else(|| Error::Internal(format!("post job {} names no draft", job.id)))?;
-        let inbound = db::inbound::by_id(conn, &draft.inbound_id)?
-            .ok_or_else(|| Error::Internal(format!("draft {} names no inbound message", draft.id)))?;
+        let inbound = db::inbound::by_id(conn, &draft.inbound_id)?.ok_or_else(|| {
+            Error::Internal(format!("draft {} names no inbound message", draft.id))
+        })?;
         let reply = OutgoingReply {
             idempotency_key: job.id.clone(),
             draft_id: draft.id,
@@ -51,7 +52,12 @@ pub fn claim(conn: &mut DbConn) -> Result<Option<ClaimedJob>> {
 /// Records the channel's answer: `post.succeeded` moves the draft to `posted` and the
 /// inbound message to `answered`; `post.failed` moves it to `post_failed` and schedules a
 /// retry. Both with their audit entry, in one transaction.
-pub fn record(conn: &mut DbConn, claimed: &ClaimedJob, channel: &str, outcome: &Result<PostReceipt, ChannelError>) -> Result<()> {
+pub fn record(
+    conn: &mut DbConn,
+    claimed: &ClaimedJob,
+    channel: &str,
+    outcome: &Result<PostReceipt, ChannelError>,
+) -> Result<()> {
     write_tx(conn, |conn| {
         let t = now().naive_utc();
         let job = &claimed.job;
@@ -61,7 +67,11 @@ pub fn record(conn: &mut DbConn, claimed: &ClaimedJob, channel: &str, outcome: &
             .state
             .parse()
             .map_err(|e| Error::Internal(format!("stored draft state: {e}")))?;
-        let event = if outcome.is_ok() { DraftEvent::PostSucceeded } else { DraftEvent::PostFailed };
+        let event = if outcome.is_ok() {
+            DraftEvent::PostSucceeded
+        } else {
+            DraftEvent::PostFailed
+        };
         let Some(next) = state.apply(event) else {
             // Someone else recorded this job already (its lease ran out mid-post).
             return Ok(());

@@ -7,7 +7,9 @@ use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::UserId;
 use crate::domain::roles::{format_role_list, Role};
 use crate::error::{Error, Result};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use base64::Engine;
 use chrono::{Duration, NaiveDateTime};
@@ -40,7 +42,9 @@ pub fn create_user(
     let username = username.trim();
     let valid_name = !username.is_empty()
         && username.chars().count() <= 64
-        && username.chars().all(|c| c.is_alphanumeric() || "._-@".contains(c));
+        && username
+            .chars()
+            .all(|c| c.is_alphanumeric() || "._-@".contains(c));
     if !valid_name {
         return Err(Error::BadRequest(
             "a username is 1 to 64 letters, digits, '.', '_', '-' or '@'".into(),
@@ -55,7 +59,9 @@ pub fn create_user(
         return Err(Error::BadRequest("a user needs at least one role".into()));
     }
     if let Some(e) = email {
-        let ok = e.len() <= 254 && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+        let ok = e.len() <= 254
+            && e.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
         if !ok {
             return Err(Error::BadRequest(format!("{e:?} is not an e-mail address")));
         }
@@ -65,7 +71,9 @@ pub fn create_user(
     let roles_stored = format_role_list(roles);
     write_tx(conn, |conn| {
         if db::users::by_username(conn, username)?.is_some() {
-            return Err(Error::Conflict(format!("the username {username:?} is taken")));
+            return Err(Error::Conflict(format!(
+                "the username {username:?} is taken"
+            )));
         }
         db::users::insert(
             conn,
@@ -100,7 +108,11 @@ fn hash_password(password: &str) -> Result<String> {
 
 fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -143,7 +155,13 @@ fn is_locked(failures: &[NaiveDateTime], limit: usize, now: NaiveDateTime) -> bo
 ///
 /// Errors: 401 for a wrong username or password; 429 while the username or the address is
 /// locked out, even for the right password.
-pub fn login(conn: &mut DbConn, username: &str, password: &str, remote_addr: &str, session_hours: u32) -> Result<SignIn> {
+pub fn login(
+    conn: &mut DbConn,
+    username: &str,
+    password: &str,
+    remote_addr: &str,
+    session_hours: u32,
+) -> Result<SignIn> {
     let key = username_key(username);
     let user = db::users::by_username(conn, username.trim())?;
     // The slow hash runs before the write transaction, so it never holds the write lock.
@@ -157,8 +175,15 @@ pub fn login(conn: &mut DbConn, username: &str, password: &str, remote_addr: &st
     let outcome = write_tx(conn, |conn| {
         let t = now().naive_utc();
         let since = t - LOCKOUT_WINDOW * 2;
-        let locked = is_locked(&db::users::failures_for_username(conn, &key, since)?, USERNAME_FAILURE_LIMIT, t)
-            || is_locked(&db::users::failures_for_addr(conn, remote_addr, since)?, ADDRESS_FAILURE_LIMIT, t);
+        let locked = is_locked(
+            &db::users::failures_for_username(conn, &key, since)?,
+            USERNAME_FAILURE_LIMIT,
+            t,
+        ) || is_locked(
+            &db::users::failures_for_addr(conn, remote_addr, since)?,
+            ADDRESS_FAILURE_LIMIT,
+            t,
+        );
         if locked {
             return Ok(Err(Error::TooManyRequests(
                 "too many failed sign-ins; try again in 15 minutes".into(),
@@ -172,7 +197,13 @@ pub fn login(conn: &mut DbConn, username: &str, password: &str, remote_addr: &st
                 let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
                 let expires_at = t + Duration::hours(i64::from(session_hours));
                 db::users::insert_session(conn, &token_hash(&token), id, t, expires_at)?;
-                db::audit::append(conn, &Actor::User(id), "user.login", Some(&u.id), &json!({}))?;
+                db::audit::append(
+                    conn,
+                    &Actor::User(id),
+                    "user.login",
+                    Some(&u.id),
+                    &json!({}),
+                )?;
                 Ok(Ok(SignIn {
                     token,
                     user: Caller {
@@ -186,9 +217,21 @@ pub fn login(conn: &mut DbConn, username: &str, password: &str, remote_addr: &st
             _ => {
                 db::users::record_login_failure(conn, &key, remote_addr, t)?;
                 let subject = user.as_ref().map(|u| u.id.as_str());
-                let reason = if user.is_some() { "wrong_password" } else { "unknown_user" };
-                db::audit::append(conn, &Actor::System, "user.login_failed", subject, &json!({"reason": reason}))?;
-                Ok(Err(Error::Unauthorized("wrong username or password".into())))
+                let reason = if user.is_some() {
+                    "wrong_password"
+                } else {
+                    "unknown_user"
+                };
+                db::audit::append(
+                    conn,
+                    &Actor::System,
+                    "user.login_failed",
+                    subject,
+                    &json!({"reason": reason}),
+                )?;
+                Ok(Err(Error::Unauthorized(
+                    "wrong username or password".into(),
+                )))
             }
         }
     })?;
@@ -200,7 +243,13 @@ pub fn logout(conn: &mut DbConn, caller: &Caller, token: &str) -> Result<()> {
     write_tx(conn, |conn| {
         if db::users::delete_session(conn, &token_hash(token))? > 0 {
             let id = caller.id.to_string();
-            db::audit::append(conn, &Actor::User(caller.id), "user.logout", Some(&id), &json!({}))?;
+            db::audit::append(
+                conn,
+                &Actor::User(caller.id),
+                "user.logout",
+                Some(&id),
+                &json!({}),
+            )?;
         }
         Ok(())
     })
@@ -208,8 +257,10 @@ pub fn logout(conn: &mut DbConn, caller: &Caller, token: &str) -> Result<()> {
 
 /// The user behind a bearer token. Errors: 401 for an unknown or expired token.
 pub fn authenticate(conn: &mut DbConn, token: &str) -> Result<Caller> {
-    let user = db::users::session_user(conn, &token_hash(token), now().naive_utc())?
-        .ok_or_else(|| Error::Unauthorized("the sign-in token is unknown or expired; sign in again".into()))?;
+    let user =
+        db::users::session_user(conn, &token_hash(token), now().naive_utc())?.ok_or_else(|| {
+            Error::Unauthorized("the sign-in token is unknown or expired; sign in again".into())
+        })?;
     Ok(Caller {
         id: user.user_id()?,
         username: user.username.clone(),
@@ -222,7 +273,10 @@ mod tests {
     use super::*;
 
     fn at(minutes: i64) -> NaiveDateTime {
-        chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc() + Duration::minutes(minutes)
+        chrono::DateTime::from_timestamp(1_800_000_000, 0)
+            .unwrap()
+            .naive_utc()
+            + Duration::minutes(minutes)
     }
 
     #[test]

@@ -165,7 +165,12 @@ pub struct DraftView {
 }
 
 impl DraftView {
-    pub fn build(d: DraftRow, revisions: Vec<RevisionRow>, reviews: Vec<ReviewRow>, job: Option<PostJobRow>) -> Result<Self> {
+    pub fn build(
+        d: DraftRow,
+        revisions: Vec<RevisionRow>,
+        reviews: Vec<ReviewRow>,
+        job: Option<PostJobRow>,
+    ) -> Result<Self> {
         let revisions = revisions
             .into_iter()
             .map(|r| {

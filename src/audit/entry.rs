@@ -78,7 +78,15 @@ mod tests {
     #[test]
     fn body_is_canonical_json_with_sorted_keys() {
         let at = Utc.with_ymd_and_hms(2026, 11, 29, 15, 0, 0).unwrap();
-        let body = entry_body(7, at, &Actor::System, "post.succeeded", Some("abc"), &json!({"z": 1, "a": "é"})).unwrap();
+        let body = entry_body(
+            7,
+            at,
+            &Actor::System,
+            "post.succeeded",
+            Some("abc"),
+            &json!({"z": 1, "a": "é"}),
+        )
+        .unwrap();
         assert_eq!(
             body,
             r#"{"action":"post.succeeded","actor":"system","at":"2026-11-29T15:00:00.000000Z","data":{"a":"é","z":1},"seq":7,"subject":"abc"}"#

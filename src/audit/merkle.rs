@@ -102,7 +102,10 @@ mod tests {
             &[0x30, 0x31],
             &[0x40, 0x41, 0x42, 0x43],
             &[0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57],
-            &[0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f],
+            &[
+                0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d,
+                0x6e, 0x6f,
+            ],
         ];
         let leaves: Vec<Hash> = inputs.iter().map(|i| leaf_hash(i)).collect();
         let expected = [
@@ -116,7 +119,12 @@ mod tests {
             "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
         ];
         for (n, want) in expected.iter().enumerate() {
-            assert_eq!(hex::encode(tree_root(&leaves[..=n])), *want, "root of {} leaves", n + 1);
+            assert_eq!(
+                hex::encode(tree_root(&leaves[..=n])),
+                *want,
+                "root of {} leaves",
+                n + 1
+            );
         }
         assert_eq!(
             hex::encode(tree_root(&[])),

@@ -27,7 +27,10 @@ pub struct LoggedPost {
 
 impl LogChannel {
     pub fn new(path: PathBuf) -> Self {
-        LogChannel { path, lock: Mutex::new(()) }
+        LogChannel {
+            path,
+            lock: Mutex::new(()),
+        }
     }
 
     /// The post already logged for this draft, if any (read on retries only).
@@ -35,7 +38,12 @@ impl LogChannel {
         let file = match std::fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ChannelError::Temporary(format!("reading {}: {e}", self.path.display()))),
+            Err(e) => {
+                return Err(ChannelError::Temporary(format!(
+                    "reading {}: {e}",
+                    self.path.display()
+                )))
+            }
         };
         for line in BufReader::new(file).lines() {
             let line = line.map_err(|e| ChannelError::Temporary(e.to_string()))?;
@@ -59,7 +67,9 @@ impl Channel for LogChannel {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         if reply.is_retry {
             if let Some(done) = self.find(&reply.draft_id)? {
-                return Ok(PostReceipt { post_id: done.post_id });
+                return Ok(PostReceipt {
+                    post_id: done.post_id,
+                });
             }
         }
         let post = LoggedPost {
@@ -69,16 +79,25 @@ impl Channel for LogChannel {
             text: reply.text.clone(),
             at: crate::audit::entry::format_at(chrono::Utc::now()),
         };
-        let mut line = serde_json::to_string(&post).map_err(|e| ChannelError::Refused(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(&post).map_err(|e| ChannelError::Refused(e.to_string()))?;
         line.push('\n');
-        let io = |e: std::io::Error| ChannelError::Temporary(format!("writing {}: {e}", self.path.display()));
+        let io = |e: std::io::Error| {
+            ChannelError::Temporary(format!("writing {}: {e}", self.path.display()))
+        };
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
         file.write_all(line.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
-        Ok(PostReceipt { post_id: post.post_id })
+        Ok(PostReceipt {
+            post_id: post.post_id,
+        })
     }
 }
 

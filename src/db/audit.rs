@@ -14,7 +14,10 @@ pub fn lock_head(conn: &mut DbConn) -> Result<i64> {
     diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
         .set(audit_head::size.eq(audit_head::size))
         .execute(conn)?;
-    Ok(audit_head::table.select(audit_head::size).filter(audit_head::id.eq(1)).first(conn)?)
+    Ok(audit_head::table
+        .select(audit_head::size)
+        .filter(audit_head::id.eq(1))
+        .first(conn)?)
 }
 
 /// One stored entry.
@@ -39,7 +42,10 @@ pub fn append(
     subject: Option<&str>,
     data: &serde_json::Value,
 ) -> Result<i64> {
-    let size: i64 = audit_head::table.select(audit_head::size).filter(audit_head::id.eq(1)).first(conn)?;
+    let size: i64 = audit_head::table
+        .select(audit_head::size)
+        .filter(audit_head::id.eq(1))
+        .first(conn)?;
     let seq = size + 1;
     let at = Utc::now();
     let body = entry_body(seq, at, actor, action, subject, data)?;
@@ -76,7 +82,9 @@ pub struct AuditFilter {
 
 /// Entries matching `filter`, by ascending seq, at most `limit`.
 pub fn query(conn: &mut DbConn, filter: &AuditFilter) -> Result<Vec<StoredEntry>> {
-    let mut q = audit_entries::table.select(StoredEntry::as_select()).into_boxed();
+    let mut q = audit_entries::table
+        .select(StoredEntry::as_select())
+        .into_boxed();
     if let Some(a) = &filter.actor {
         q = q.filter(audit_entries::actor.eq(a.clone()));
     }
@@ -95,13 +103,23 @@ pub fn query(conn: &mut DbConn, filter: &AuditFilter) -> Result<Vec<StoredEntry>
     if let Some(after) = filter.after {
         q = q.filter(audit_entries::seq.gt(after));
     }
-    Ok(q.order(audit_entries::seq.asc()).limit(filter.limit).load(conn)?)
+    Ok(q.order(audit_entries::seq.asc())
+        .limit(filter.limit)
+        .load(conn)?)
 }
 
 /// Entries with `seq > after`, in order, at most `limit`: the batches `audit verify` reads.
-pub fn batch_after(conn: &mut DbConn, after: i64, limit: i64) -> Result<Vec<(i64, String, String)>> {
+pub fn batch_after(
+    conn: &mut DbConn,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, String)>> {
     Ok(audit_entries::table
-        .select((audit_entries::seq, audit_entries::body, audit_entries::leaf_hash))
+        .select((
+            audit_entries::seq,
+            audit_entries::body,
+            audit_entries::leaf_hash,
+        ))
         .filter(audit_entries::seq.gt(after))
         .order(audit_entries::seq.asc())
         .limit(limit)

@@ -151,5 +151,7 @@ pub fn list_by_state(conn: &mut DbConn, state: Option<&str>, limit: i64) -> Resu
     if let Some(s) = state {
         q = q.filter(drafts::state.eq(s.to_string()));
     }
-    Ok(q.order((drafts::updated_at.asc(), drafts::id.asc())).limit(limit).load(conn)?)
+    Ok(q.order((drafts::updated_at.asc(), drafts::id.asc()))
+        .limit(limit)
+        .load(conn)?)
 }

@@ -40,7 +40,11 @@ pub struct HandleRow {
     pub created_at: NaiveDateTime,
 }
 
-pub fn by_external_id(conn: &mut DbConn, channel: &str, external_id: &str) -> Result<Option<InboundRow>> {
+pub fn by_external_id(
+    conn: &mut DbConn,
+    channel: &str,
+    external_id: &str,
+) -> Result<Option<InboundRow>> {
     Ok(inbound_messages::table
         .select(InboundRow::as_select())
         .filter(inbound_messages::channel.eq(channel))
@@ -58,7 +62,11 @@ pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<InboundRow>> {
 }
 
 /// The customer who owns this handle on this channel, if any.
-pub fn customer_for_handle(conn: &mut DbConn, channel: &str, handle: &str) -> Result<Option<String>> {
+pub fn customer_for_handle(
+    conn: &mut DbConn,
+    channel: &str,
+    handle: &str,
+) -> Result<Option<String>> {
     Ok(customer_handles::table
         .select(customer_handles::customer_id)
         .filter(customer_handles::channel.eq(channel))

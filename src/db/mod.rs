@@ -144,13 +144,21 @@ impl Db {
         let names = |applied: Vec<diesel::migration::MigrationVersion<'_>>| {
             applied.iter().map(|m| m.to_string()).collect::<Vec<_>>()
         };
-        let failed = |e: Box<dyn std::error::Error + Send + Sync>| Error::Internal(format!("migration failed: {e}"));
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+            Error::Internal(format!("migration failed: {e}"))
+        };
         match &mut *conn {
-            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(names).map_err(failed),
+            DbConn::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(names)
+                .map_err(failed),
             DbConn::Postgres(c) => {
                 // Several instances may start at once: one migrates, the others wait.
                 c.batch_execute("SELECT pg_advisory_lock(7295001)")?;
-                let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(names).map_err(failed);
+                let result = c
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(names)
+                    .map_err(failed);
                 c.batch_execute("SELECT pg_advisory_unlock(7295001)")?;
                 result
             }

@@ -26,7 +26,13 @@ pub struct PostJobRow {
 pub const PENDING: &str = "pending";
 pub const DONE: &str = "done";
 
-pub fn enqueue(conn: &mut DbConn, id: &str, draft_id: &str, channel: &str, now: NaiveDateTime) -> Result<()> {
+pub fn enqueue(
+    conn: &mut DbConn,
+    id: &str,
+    draft_id: &str,
+    channel: &str,
+    now: NaiveDateTime,
+) -> Result<()> {
     diesel::insert_into(post_jobs::table)
         .values((
             post_jobs::id.eq(id),
@@ -44,12 +50,20 @@ pub fn enqueue(conn: &mut DbConn, id: &str, draft_id: &str, channel: &str, now: 
 
 /// Claims the oldest due job not leased by another worker, leasing it until `lease_until`
 /// and counting the attempt. Run inside a write transaction.
-pub fn claim_next(conn: &mut DbConn, now: NaiveDateTime, lease_until: NaiveDateTime) -> Result<Option<PostJobRow>> {
+pub fn claim_next(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> Result<Option<PostJobRow>> {
     let job: Option<PostJobRow> = post_jobs::table
         .select(PostJobRow::as_select())
         .filter(post_jobs::state.eq(PENDING))
         .filter(post_jobs::next_attempt_at.le(now))
-        .filter(post_jobs::locked_until.is_null().or(post_jobs::locked_until.le(now)))
+        .filter(
+            post_jobs::locked_until
+                .is_null()
+                .or(post_jobs::locked_until.le(now)),
+        )
         .order((post_jobs::next_attempt_at.asc(), post_jobs::id.asc()))
         .first(conn)
         .optional()?;
@@ -95,7 +109,13 @@ pub fn mark_done(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<()> 
 }
 
 /// Releases the job for a later attempt at `retry_at`.
-pub fn mark_failed(conn: &mut DbConn, id: &str, error: &str, retry_at: NaiveDateTime, now: NaiveDateTime) -> Result<()> {
+pub fn mark_failed(
+    conn: &mut DbConn,
+    id: &str,
+    error: &str,
+    retry_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<()> {
     diesel::update(post_jobs::table.filter(post_jobs::id.eq(id)))
         .set((
             post_jobs::next_attempt_at.eq(retry_at),

@@ -21,7 +21,9 @@ pub struct UserRow {
 
 impl UserRow {
     pub fn user_id(&self) -> Result<UserId> {
-        self.id.parse().map_err(|e| Error::Internal(format!("stored user id: {e}")))
+        self.id
+            .parse()
+            .map_err(|e| Error::Internal(format!("stored user id: {e}")))
     }
 
     pub fn role_list(&self) -> Vec<Role> {
@@ -87,7 +89,11 @@ pub fn insert_session(
 }
 
 /// The user behind an unexpired session token hash.
-pub fn session_user(conn: &mut DbConn, token_hash: &str, now: NaiveDateTime) -> Result<Option<UserRow>> {
+pub fn session_user(
+    conn: &mut DbConn,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> Result<Option<UserRow>> {
     Ok(sessions::table
         .inner_join(users::table)
         .select(UserRow::as_select())
@@ -98,10 +104,18 @@ pub fn session_user(conn: &mut DbConn, token_hash: &str, now: NaiveDateTime) -> 
 }
 
 pub fn delete_session(conn: &mut DbConn, token_hash: &str) -> Result<usize> {
-    Ok(diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash))).execute(conn)?)
+    Ok(
+        diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash)))
+            .execute(conn)?,
+    )
 }
 
-pub fn record_login_failure(conn: &mut DbConn, username: &str, remote_addr: &str, at: NaiveDateTime) -> Result<()> {
+pub fn record_login_failure(
+    conn: &mut DbConn,
+    username: &str,
+    remote_addr: &str,
+    at: NaiveDateTime,
+) -> Result<()> {
     diesel::insert_into(login_failures::table)
         .values((
             login_failures::id.eq(uuid::Uuid::now_v7().to_string()),
@@ -114,7 +128,11 @@ pub fn record_login_failure(conn: &mut DbConn, username: &str, remote_addr: &str
 }
 
 /// Times of failed sign-ins for this username since `since`, oldest first.
-pub fn failures_for_username(conn: &mut DbConn, username: &str, since: NaiveDateTime) -> Result<Vec<NaiveDateTime>> {
+pub fn failures_for_username(
+    conn: &mut DbConn,
+    username: &str,
+    since: NaiveDateTime,
+) -> Result<Vec<NaiveDateTime>> {
     Ok(login_failures::table
         .select(login_failures::at)
         .filter(login_failures::username.eq(username))
@@ -124,7 +142,11 @@ pub fn failures_for_username(conn: &mut DbConn, username: &str, since: NaiveDate
 }
 
 /// Times of failed sign-ins from this address since `since`, oldest first.
-pub fn failures_for_addr(conn: &mut DbConn, remote_addr: &str, since: NaiveDateTime) -> Result<Vec<NaiveDateTime>> {
+pub fn failures_for_addr(
+    conn: &mut DbConn,
+    remote_addr: &str,
+    since: NaiveDateTime,
+) -> Result<Vec<NaiveDateTime>> {
     Ok(login_failures::table
         .select(login_failures::at)
         .filter(login_failures::remote_addr.eq(remote_addr))
@@ -136,6 +158,7 @@ pub fn failures_for_addr(conn: &mut DbConn, remote_addr: &str, since: NaiveDateT
 /// Removes sessions that expired before `now` and failures older than `before`.
 pub fn prune(conn: &mut DbConn, now: NaiveDateTime, failures_before: NaiveDateTime) -> Result<()> {
     diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)?;
-    diesel::delete(login_failures::table.filter(login_failures::at.lt(failures_before))).execute(conn)?;
+    diesel::delete(login_failures::table.filter(login_failures::at.lt(failures_before)))
+        .execute(conn)?;
     Ok(())
 }

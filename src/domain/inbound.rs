@@ -40,7 +40,9 @@ impl FromStr for InboundState {
             "open" => Ok(InboundState::Open),
             "answered" => Ok(InboundState::Answered),
             "closed" => Ok(InboundState::Closed),
-            other => Err(format!("unknown inbound state {other:?} (states: open, answered, closed)")),
+            other => Err(format!(
+                "unknown inbound state {other:?} (states: open, answered, closed)"
+            )),
         }
     }
 }
@@ -51,7 +53,8 @@ pub fn normalize_handle(handle: &str) -> Option<String> {
     let h = handle.trim().trim_start_matches('@').to_lowercase();
     let valid = !h.is_empty()
         && h.chars().count() <= 50
-        && h.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '-');
+        && h.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '-');
     valid.then_some(h)
 }
 
@@ -61,8 +64,14 @@ mod tests {
 
     #[test]
     fn handles_are_case_insensitive_and_at_optional() {
-        assert_eq!(normalize_handle("@ExampleCare").as_deref(), Some("examplecare"));
-        assert_eq!(normalize_handle("examplecare").as_deref(), Some("examplecare"));
+        assert_eq!(
+            normalize_handle("@ExampleCare").as_deref(),
+            Some("examplecare")
+        );
+        assert_eq!(
+            normalize_handle("examplecare").as_deref(),
+            Some("examplecare")
+        );
         assert_eq!(normalize_handle("@"), None);
         assert_eq!(normalize_handle("a b"), None);
     }

@@ -6,7 +6,19 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads inbound messages and writes drafts.
@@ -55,7 +67,10 @@ impl FromStr for Role {
 /// Parses the stored form of a role set (`"agent,reviewer"`); unknown names are dropped,
 /// so a role removed from the code grants nothing.
 pub fn parse_role_list(stored: &str) -> Vec<Role> {
-    let mut roles: Vec<Role> = stored.split(',').filter_map(|r| r.trim().parse().ok()).collect();
+    let mut roles: Vec<Role> = stored
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
     roles.sort();
     roles.dedup();
     roles
@@ -65,7 +80,11 @@ pub fn format_role_list(roles: &[Role]) -> String {
     let mut roles = roles.to_vec();
     roles.sort();
     roles.dedup();
-    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What a signed-in user may be allowed to do.
@@ -137,7 +156,13 @@ mod tests {
 
     #[test]
     fn role_lists_round_trip_and_ignore_unknown_names() {
-        assert_eq!(parse_role_list("reviewer,agent,wizard"), vec![Role::Agent, Role::Reviewer]);
-        assert_eq!(format_role_list(&[Role::Reviewer, Role::Agent, Role::Agent]), "agent,reviewer");
+        assert_eq!(
+            parse_role_list("reviewer,agent,wizard"),
+            vec![Role::Agent, Role::Reviewer]
+        );
+        assert_eq!(
+            format_role_list(&[Role::Reviewer, Role::Agent, Role::Agent]),
+            "agent,reviewer"
+        );
     }
 }

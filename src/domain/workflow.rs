@@ -28,7 +28,9 @@ pub enum DraftEvent {
     /// The author hands the draft to reviewers.
     Submit,
     /// A reviewer approves; `complete` when this approval is the last one needed.
-    Approve { complete: bool },
+    Approve {
+        complete: bool,
+    },
     Reject,
     RequestChanges,
     /// The channel accepted the reply.
@@ -129,10 +131,14 @@ impl Decision {
 impl FromStr for Decision {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [Decision::Approve, Decision::Reject, Decision::RequestChanges]
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| format!("unknown decision {s:?}"))
+        [
+            Decision::Approve,
+            Decision::Reject,
+            Decision::RequestChanges,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+        .ok_or_else(|| format!("unknown decision {s:?}"))
     }
 }
 
@@ -214,7 +220,10 @@ mod tests {
     fn states_round_trip_through_their_names() {
         for s in S::ALL {
             assert_eq!(s.as_str().parse::<S>(), Ok(s));
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
         }
     }
 }

@@ -3,7 +3,10 @@
 use super::auth::SignedIn;
 use super::error::ErrorBody;
 use super::State;
-use crate::app::{self, audit::{AuditPage, Verification}};
+use crate::app::{
+    self,
+    audit::{AuditPage, Verification},
+};
 use crate::db::audit::AuditFilter;
 use crate::error::Error;
 use actix_web::{get, web, HttpResponse};
@@ -38,12 +41,19 @@ pub struct AuditQuery {
     responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 #[get("/audit")]
-pub async fn query(state: State, user: SignedIn, q: web::Query<AuditQuery>) -> Result<HttpResponse, Error> {
+pub async fn query(
+    state: State,
+    user: SignedIn,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, Error> {
     let q = q.into_inner();
     let after = q
         .after
         .as_deref()
-        .map(|a| a.parse::<i64>().map_err(|_| Error::BadRequest(format!("after={a:?} is not a cursor from `next`"))))
+        .map(|a| {
+            a.parse::<i64>()
+                .map_err(|_| Error::BadRequest(format!("after={a:?} is not a cursor from `next`")))
+        })
         .transpose()?;
     let filter = AuditFilter {
         actor: q.actor,
@@ -54,7 +64,11 @@ pub async fn query(state: State, user: SignedIn, q: web::Query<AuditQuery>) -> R
         after,
         limit: super::page_limit(q.limit)?,
     };
-    let page = state.ctx.db.run(move |conn| app::audit::query(conn, &user.caller, filter)).await?;
+    let page = state
+        .ctx
+        .db
+        .run(move |conn| app::audit::query(conn, &user.caller, filter))
+        .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -66,6 +80,10 @@ pub async fn query(state: State, user: SignedIn, q: web::Query<AuditQuery>) -> R
 )]
 #[get("/audit/verify")]
 pub async fn verify(state: State, user: SignedIn) -> Result<HttpResponse, Error> {
-    let result = state.ctx.db.run(move |conn| app::audit::verify_as(conn, &user.caller)).await?;
+    let result = state
+        .ctx
+        .db
+        .run(move |conn| app::audit::verify_as(conn, &user.caller))
+        .await?;
     Ok(HttpResponse::Ok().json(result))
 }

@@ -24,15 +24,21 @@ fn bearer_token(req: &HttpRequest) -> Result<String, Error> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| Error::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into()))?;
+        .ok_or_else(|| {
+            Error::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into())
+        })?;
     let value = header
         .to_str()
         .map_err(|_| Error::Unauthorized("the Authorization header is not readable".into()))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim().to_string())
         }
-        _ => Err(Error::Unauthorized("the Authorization header must be: Bearer TOKEN".into())),
+        _ => Err(Error::Unauthorized(
+            "the Authorization header must be: Bearer TOKEN".into(),
+        )),
     }
 }
 
@@ -51,12 +57,17 @@ pub async fn require_sign_in(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if !needs_sign_in(req.path()) {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     }
     match resolve(req.request()).await {
         Ok(signed_in) => {
             req.extensions_mut().insert(signed_in);
-            next.call(req).await.map(ServiceResponse::map_into_left_body)
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
         }
         Err(e) => Ok(req.into_response(e.error_response()).map_into_right_body()),
     }
@@ -69,9 +80,15 @@ async fn resolve(req: &HttpRequest) -> Result<SignedIn, Error> {
         .cloned()
         .ok_or_else(|| Error::Internal("application state missing".into()))?;
     let t = token.clone();
-    let caller = state.ctx.db.run(move |conn| app::users::authenticate(conn, &t)).await?;
+    let caller = state
+        .ctx
+        .db
+        .run(move |conn| app::users::authenticate(conn, &t))
+        .await?;
     if caller.roles.is_empty() {
-        return Err(Error::Forbidden("this account has no role; ask an admin".into()));
+        return Err(Error::Forbidden(
+            "this account has no role; ask an admin".into(),
+        ));
     }
     Ok(SignedIn { caller, token })
 }
@@ -83,12 +100,9 @@ impl FromRequest for SignedIn {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Put there by `require_sign_in`; absent only on a public path, where no handler
         // asks for it.
-        std::future::ready(
-            req.extensions()
-                .get::<SignedIn>()
-                .cloned()
-                .ok_or_else(|| Error::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into())),
-        )
+        std::future::ready(req.extensions().get::<SignedIn>().cloned().ok_or_else(|| {
+            Error::Unauthorized("sign in first: send Authorization: Bearer TOKEN".into())
+        }))
     }
 }
 
@@ -127,8 +141,15 @@ pub struct LoginResponse {
     )
 )]
 #[post("/login")]
-pub async fn login(state: State, req: HttpRequest, body: web::Json<LoginRequest>) -> Result<HttpResponse, Error> {
-    let addr = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+pub async fn login(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, Error> {
+    let addr = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
     let hours = state.ctx.settings.session_hours;
     let LoginRequest { username, password } = body.into_inner();
     let signin = state

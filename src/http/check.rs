@@ -23,7 +23,11 @@ pub struct CheckRequest {
     responses((status = 200, description = "the check report", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
 )]
 #[post("/check")]
-pub async fn check(state: State, user: SignedIn, body: web::Json<CheckRequest>) -> Result<HttpResponse, Error> {
+pub async fn check(
+    state: State,
+    user: SignedIn,
+    body: web::Json<CheckRequest>,
+) -> Result<HttpResponse, Error> {
     user.caller.require(Permission::Read)?;
     let text = body.into_inner().text;
     if text.chars().count() > crate::app::drafts::MAX_TEXT_CHARS {

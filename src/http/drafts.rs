@@ -3,7 +3,10 @@
 use super::auth::SignedIn;
 use super::error::ErrorBody;
 use super::State;
-use crate::app::{self, views::{DraftSummary, DraftView}};
+use crate::app::{
+    self,
+    views::{DraftSummary, DraftView},
+};
 use crate::domain::ids::{DraftId, InboundId};
 use crate::domain::workflow::{Decision, DraftState};
 use crate::error::Error;
@@ -45,7 +48,11 @@ pub struct ReviewRequest {
     )
 )]
 #[post("/drafts")]
-pub async fn create(state: State, user: SignedIn, body: web::Json<CreateDraft>) -> Result<HttpResponse, Error> {
+pub async fn create(
+    state: State,
+    user: SignedIn,
+    body: web::Json<CreateDraft>,
+) -> Result<HttpResponse, Error> {
     let CreateDraft { inbound_id, text } = body.into_inner();
     let inbound_id: InboundId = super::parse_id(&inbound_id)?;
     let ctx = state.ctx.clone();
@@ -69,7 +76,12 @@ pub async fn create(state: State, user: SignedIn, body: web::Json<CreateDraft>) 
     )
 )]
 #[put("/drafts/{id}")]
-pub async fn revise(state: State, user: SignedIn, id: web::Path<String>, body: web::Json<ReviseDraft>) -> Result<HttpResponse, Error> {
+pub async fn revise(
+    state: State,
+    user: SignedIn,
+    id: web::Path<String>,
+    body: web::Json<ReviseDraft>,
+) -> Result<HttpResponse, Error> {
     let id: DraftId = super::parse_id(&id)?;
     let text = body.into_inner().text;
     let ctx = state.ctx.clone();
@@ -92,10 +104,18 @@ pub async fn revise(state: State, user: SignedIn, id: web::Path<String>, body: w
     )
 )]
 #[post("/drafts/{id}/submit")]
-pub async fn submit(state: State, user: SignedIn, id: web::Path<String>) -> Result<HttpResponse, Error> {
+pub async fn submit(
+    state: State,
+    user: SignedIn,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
     let id: DraftId = super::parse_id(&id)?;
     let ctx = state.ctx.clone();
-    let view = state.ctx.db.run(move |conn| app::drafts::submit(&ctx, conn, &user.caller, id)).await?;
+    let view = state
+        .ctx
+        .db
+        .run(move |conn| app::drafts::submit(&ctx, conn, &user.caller, id))
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -112,7 +132,12 @@ pub async fn submit(state: State, user: SignedIn, id: web::Path<String>) -> Resu
     )
 )]
 #[post("/drafts/{id}/reviews")]
-pub async fn review(state: State, user: SignedIn, id: web::Path<String>, body: web::Json<ReviewRequest>) -> Result<HttpResponse, Error> {
+pub async fn review(
+    state: State,
+    user: SignedIn,
+    id: web::Path<String>,
+    body: web::Json<ReviewRequest>,
+) -> Result<HttpResponse, Error> {
     let id: DraftId = super::parse_id(&id)?;
     let b = body.into_inner();
     let r = app::drafts::NewReview {
@@ -137,9 +162,17 @@ pub async fn review(state: State, user: SignedIn, id: web::Path<String>, body: w
     responses((status = 200, body = DraftView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 #[get("/drafts/{id}")]
-pub async fn get_one(state: State, user: SignedIn, id: web::Path<String>) -> Result<HttpResponse, Error> {
+pub async fn get_one(
+    state: State,
+    user: SignedIn,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
     let id: DraftId = super::parse_id(&id)?;
-    let view = state.ctx.db.run(move |conn| app::drafts::get(conn, &user.caller, id)).await?;
+    let view = state
+        .ctx
+        .db
+        .run(move |conn| app::drafts::get(conn, &user.caller, id))
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -160,11 +193,20 @@ pub struct DraftQuery {
     responses((status = 200, body = Vec<DraftSummary>), (status = 400, body = ErrorBody))
 )]
 #[get("/drafts")]
-pub async fn list(state: State, user: SignedIn, q: web::Query<DraftQuery>) -> Result<HttpResponse, Error> {
+pub async fn list(
+    state: State,
+    user: SignedIn,
+    q: web::Query<DraftQuery>,
+) -> Result<HttpResponse, Error> {
     let wanted: Option<DraftState> = q
         .state
         .as_deref()
-        .map(|s| s.parse().map_err(|e: crate::domain::workflow::UnknownState| Error::BadRequest(e.to_string())))
+        .map(|s| {
+            s.parse()
+                .map_err(|e: crate::domain::workflow::UnknownState| {
+                    Error::BadRequest(e.to_string())
+                })
+        })
         .transpose()?;
     let limit = super::page_limit(q.limit)?;
     let items = state

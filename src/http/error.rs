@@ -74,7 +74,8 @@ pub fn json_config() -> actix_web::web::JsonConfig {
                 actix_web::error::JsonPayloadError::ContentType => {
                     "the body must be JSON, sent with Content-Type: application/json".to_string()
                 }
-                actix_web::error::JsonPayloadError::Overflow { limit } | actix_web::error::JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                actix_web::error::JsonPayloadError::Overflow { limit }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { limit, .. } => {
                     format!("the body is larger than {limit} bytes")
                 }
                 other => format!("malformed JSON body: {other}"),

@@ -15,7 +15,8 @@ pub async fn readyz(state: State) -> HttpResponse {
     if ready {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable", "reason": "the database does not answer"}))
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "reason": "the database does not answer"}))
     }
 }
 

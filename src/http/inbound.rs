@@ -3,7 +3,11 @@
 use super::auth::SignedIn;
 use super::error::ErrorBody;
 use super::State;
-use crate::app::{self, inbound::Received, views::{CustomerView, InboundView}};
+use crate::app::{
+    self,
+    inbound::Received,
+    views::{CustomerView, InboundView},
+};
 use crate::domain::ids::{CustomerId, InboundId};
 use crate::domain::inbound::InboundState;
 use crate::error::Error;
@@ -46,7 +50,11 @@ pub struct InboundRequest {
     )
 )]
 #[post("/inbound")]
-pub async fn create(state: State, user: SignedIn, body: web::Json<InboundRequest>) -> Result<HttpResponse, Error> {
+pub async fn create(
+    state: State,
+    user: SignedIn,
+    body: web::Json<InboundRequest>,
+) -> Result<HttpResponse, Error> {
     let b = body.into_inner();
     let m = app::inbound::NewInbound {
         channel: b.channel,
@@ -84,8 +92,17 @@ pub struct InboundQuery {
     responses((status = 200, body = Vec<InboundView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
 )]
 #[get("/inbound")]
-pub async fn list(state: State, user: SignedIn, q: web::Query<InboundQuery>) -> Result<HttpResponse, Error> {
-    let wanted: InboundState = q.state.as_deref().unwrap_or("open").parse().map_err(Error::BadRequest)?;
+pub async fn list(
+    state: State,
+    user: SignedIn,
+    q: web::Query<InboundQuery>,
+) -> Result<HttpResponse, Error> {
+    let wanted: InboundState = q
+        .state
+        .as_deref()
+        .unwrap_or("open")
+        .parse()
+        .map_err(Error::BadRequest)?;
     let limit = super::page_limit(q.limit)?;
     let items = state
         .ctx
@@ -103,9 +120,17 @@ pub async fn list(state: State, user: SignedIn, q: web::Query<InboundQuery>) -> 
     responses((status = 200, body = InboundView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 #[get("/inbound/{id}")]
-pub async fn get_one(state: State, user: SignedIn, id: web::Path<String>) -> Result<HttpResponse, Error> {
+pub async fn get_one(
+    state: State,
+    user: SignedIn,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
     let id: InboundId = super::parse_id(&id)?;
-    let item = state.ctx.db.run(move |conn| app::inbound::get(conn, &user.caller, id)).await?;
+    let item = state
+        .ctx
+        .db
+        .run(move |conn| app::inbound::get(conn, &user.caller, id))
+        .await?;
     Ok(HttpResponse::Ok().json(item))
 }
 
@@ -117,8 +142,16 @@ pub async fn get_one(state: State, user: SignedIn, id: web::Path<String>) -> Res
     responses((status = 200, body = CustomerView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 #[get("/customers/{id}")]
-pub async fn customer(state: State, user: SignedIn, id: web::Path<String>) -> Result<HttpResponse, Error> {
+pub async fn customer(
+    state: State,
+    user: SignedIn,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
     let id: CustomerId = super::parse_id(&id)?;
-    let c = state.ctx.db.run(move |conn| app::inbound::customer(conn, &user.caller, id)).await?;
+    let c = state
+        .ctx
+        .db
+        .run(move |conn| app::inbound::customer(conn, &user.caller, id))
+        .await?;
     Ok(HttpResponse::Ok().json(c))
 }

@@ -26,13 +26,22 @@ impl Metrics {
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("countersign_http_request_duration_seconds", "HTTP request latency in seconds")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "countersign_http_request_duration_seconds",
+                "HTTP request latency in seconds",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             &["method", "route", "status"],
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(Metrics { registry, requests, latency })
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+        })
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -51,7 +60,10 @@ impl Metrics {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let request_id = uuid::Uuid::now_v7().to_string();
     let method = req.method().to_string();
@@ -63,9 +75,13 @@ pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Resul
     match result {
         Ok(mut res) => {
             let status = res.status().as_u16();
-            let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+            let route = res
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".into());
             if let Some(s) = &state {
-                s.metrics.observe(&method, &route, status, elapsed.as_secs_f64());
+                s.metrics
+                    .observe(&method, &route, status, elapsed.as_secs_f64());
             }
             tracing::info!(request_id = %request_id, %method, %path, %route, status, ms = elapsed.as_secs_f64() * 1e3, "request");
             if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -28,8 +28,11 @@ pub struct AppState {
 pub type State = web::Data<AppState>;
 
 /// Parses an id from a path or body: 400 if it is not a UUID (spec/api.md).
-pub fn parse_id<T: std::str::FromStr<Err = crate::domain::ids::InvalidId>>(raw: &str) -> Result<T, Error> {
-    raw.parse().map_err(|e: crate::domain::ids::InvalidId| Error::BadRequest(e.to_string()))
+pub fn parse_id<T: std::str::FromStr<Err = crate::domain::ids::InvalidId>>(
+    raw: &str,
+) -> Result<T, Error> {
+    raw.parse()
+        .map_err(|e: crate::domain::ids::InvalidId| Error::BadRequest(e.to_string()))
 }
 
 /// A list's page size: default 100, 1 to 1000.
@@ -37,7 +40,9 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, Error> {
     match limit {
         None => Ok(100),
         Some(n) if (1..=1000).contains(&n) => Ok(n),
-        Some(n) => Err(Error::BadRequest(format!("limit={n}: a page holds 1 to 1000 items"))),
+        Some(n) => Err(Error::BadRequest(format!(
+            "limit={n}: a page holds 1 to 1000 items"
+        ))),
     }
 }
 
@@ -63,7 +68,10 @@ struct BearerAuth;
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -73,7 +81,13 @@ impl utoipa::Modify for BearerAuth {
 pub fn app(
     state: State,
 ) -> App<
-    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error, InitError = ()>,
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
 > {
     let (app, mut api) = App::new()
         .into_utoipa_app()
@@ -122,13 +136,18 @@ fn add_plain_paths(api: &mut utoipa::openapi::OpenApi) {
     for (path, summary) in [
         ("/api/v1/openapi.json", "This OpenAPI description"),
         ("/healthz", "The process answers"),
-        ("/readyz", "The process and its database answer (503 when the database does not)"),
+        (
+            "/readyz",
+            "The process and its database answer (503 when the database does not)",
+        ),
         ("/metrics", "Prometheus metrics (text exposition format)"),
     ] {
         let op = OperationBuilder::new()
             .summary(Some(summary))
             .response("200", ResponseBuilder::new().description("OK").build())
             .build();
-        api.paths.paths.insert(path.to_string(), PathItem::new(HttpMethod::Get, op));
+        api.paths
+            .paths
+            .insert(path.to_string(), PathItem::new(HttpMethod::Get, op));
     }
 }

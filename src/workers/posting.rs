@@ -26,12 +26,19 @@ pub fn drain(db: &Db, channel: &dyn Channel) -> usize {
         };
         let outcome = channel.post(&claimed.reply);
         match &outcome {
-            Ok(r) => tracing::info!(draft_id = %claimed.reply.draft_id, post_id = %r.post_id, "reply posted"),
-            Err(e) => tracing::warn!(draft_id = %claimed.reply.draft_id, error = %e, "posting failed; will retry"),
+            Ok(r) => {
+                tracing::info!(draft_id = %claimed.reply.draft_id, post_id = %r.post_id, "reply posted")
+            }
+            Err(e) => {
+                tracing::warn!(draft_id = %claimed.reply.draft_id, error = %e, "posting failed; will retry")
+            }
         }
         // If this fails the lease runs out and the job is claimed again as a retry, which
         // the channel recognises: no post is lost or repeated.
-        if let Err(e) = db.conn().and_then(|mut c| record(&mut c, &claimed, channel.name(), &outcome)) {
+        if let Err(e) = db
+            .conn()
+            .and_then(|mut c| record(&mut c, &claimed, channel.name(), &outcome))
+        {
             tracing::error!(error = %e, job_id = %claimed.job.id, "posting worker: cannot record the result");
         }
         handled += 1;

@@ -67,15 +67,21 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((admin, name)) = &self.pg {
-            pg_admin(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            pg_admin(
+                admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
         }
     }
 }
 
 fn pg_admin(admin_url: &str, sql: &str) {
     use diesel::{Connection, RunQueryDsl};
-    let mut conn = diesel::PgConnection::establish(admin_url).expect("connect to COUNTERSIGN_TEST_POSTGRES_URL");
-    diesel::sql_query(sql).execute(&mut conn).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut conn = diesel::PgConnection::establish(admin_url)
+        .expect("connect to COUNTERSIGN_TEST_POSTGRES_URL");
+    diesel::sql_query(sql)
+        .execute(&mut conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// A running server and a client for it.
@@ -110,9 +116,18 @@ impl TestApp {
         let mut env: HashMap<String, String> = HashMap::new();
         env.insert("COUNTERSIGN_DATABASE_URL".into(), db.url.clone());
         env.insert("COUNTERSIGN_BIND".into(), "127.0.0.1:0".into());
-        env.insert("COUNTERSIGN_POLICIES".into(), repo_path("policies").display().to_string());
-        env.insert("COUNTERSIGN_POST_LOG".into(), db.dir.path().join("posted.jsonl").display().to_string());
-        env.insert("COUNTERSIGN_SMTP_URL".into(), format!("file://{}", db.dir.path().join("mail").display()));
+        env.insert(
+            "COUNTERSIGN_POLICIES".into(),
+            repo_path("policies").display().to_string(),
+        );
+        env.insert(
+            "COUNTERSIGN_POST_LOG".into(),
+            db.dir.path().join("posted.jsonl").display().to_string(),
+        );
+        env.insert(
+            "COUNTERSIGN_SMTP_URL".into(),
+            format!("file://{}", db.dir.path().join("mail").display()),
+        );
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
@@ -143,18 +158,15 @@ impl TestApp {
         }
     }
 
-    /// Stops the server (finishing requests in flight) and keeps the database.
+    /// Stops the server (finishing requests in flight) and hands back its database.
     pub fn stop(mut self) -> TestDb {
         self.shutdown();
-        let db_dir_keep = std::mem::replace(
-            &mut self.db,
-            TestDb {
-                url: String::new(),
-                pg: None,
-                dir: tempfile::tempdir().expect("temp dir"),
-            },
-        );
-        db_dir_keep
+        let placeholder = TestDb {
+            url: String::new(),
+            pg: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        std::mem::replace(&mut self.db, placeholder)
     }
 
     fn shutdown(&mut self) {
@@ -169,19 +181,34 @@ impl TestApp {
     /// Creates a user directly (as `countersign user add` does) and signs in over HTTP.
     pub fn user(&self, name: &str, roles: &[Role]) -> String {
         let mut conn = self.ctx.db.conn().expect("db");
-        countersign::app::users::create_user(&mut conn, &Actor::System, name, PASSWORD, roles, None).expect("create user");
+        countersign::app::users::create_user(
+            &mut conn,
+            &Actor::System,
+            name,
+            PASSWORD,
+            roles,
+            None,
+        )
+        .expect("create user");
         self.login(name)
     }
 
     pub fn login(&self, name: &str) -> String {
-        let r = self.post("/api/v1/login", None, &json!({"username": name, "password": PASSWORD}));
+        let r = self.post(
+            "/api/v1/login",
+            None,
+            &json!({"username": name, "password": PASSWORD}),
+        );
         assert_eq!(r.status, 200, "login {name}: {}", r.text);
         r.body["token"].as_str().expect("token").to_string()
     }
 
     pub fn user_id(&self, token: &str) -> String {
         let mut conn = self.ctx.db.conn().expect("db");
-        countersign::app::users::authenticate(&mut conn, token).expect("token").id.to_string()
+        countersign::app::users::authenticate(&mut conn, token)
+            .expect("token")
+            .id
+            .to_string()
     }
 
     fn finish(&self, resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
@@ -208,8 +235,17 @@ impl TestApp {
         self.finish(req.send_json(body))
     }
 
-    pub fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: &str) -> Reply {
-        let mut req = self.agent.post(format!("{}{path}", self.base)).header("Content-Type", content_type);
+    pub fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Reply {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", content_type);
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -245,7 +281,11 @@ impl TestApp {
 
     /// Writes a draft; returns its id.
     pub fn draft(&self, token: &str, inbound_id: &str, text: &str) -> String {
-        let r = self.post("/api/v1/drafts", Some(token), &json!({"inbound_id": inbound_id, "text": text}));
+        let r = self.post(
+            "/api/v1/drafts",
+            Some(token),
+            &json!({"inbound_id": inbound_id, "text": text}),
+        );
         assert_eq!(r.status, 201, "{}", r.text);
         r.body["id"].as_str().expect("id").to_string()
     }
@@ -286,7 +326,11 @@ impl TestApp {
             if r.body["state"] == state {
                 return r.body;
             }
-            assert!(std::time::Instant::now() < deadline, "draft never reached {state}: {}", r.text);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "draft never reached {state}: {}",
+                r.text
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
