@@ -1,140 +1,168 @@
-//! TEMPORARY scaffold with the policy engine's public API, so the service compiles while the
-//! engine is written; replaced wholesale by the real engine (src/policy/).
-use serde::{Deserialize, Serialize};
+//! The compliance policy engine: loads a folder of TOML policy files, compiles every rule
+//! once, and checks drafts against them, giving the report of `checks.md`.
+//!
+//! ```no_run
+//! use countersign::policy::PolicySet;
+//! let set = PolicySet::load(std::path::Path::new("policies")).expect("valid policies");
+//! let report = set.check("Your money back, guaranteed.");
+//! println!("{}", serde_json::to_string(&report).unwrap_or_default());
+//! ```
+//!
+//! The language is described for compliance officers in `docs/policies.md`.
+
+mod config;
+mod detectors;
+mod engine;
+mod length;
+mod normalize;
+mod org;
+mod report;
+
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Escalate,
-    Block,
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Block,
-    Escalate,
-    Warn,
-}
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Finding {
-    pub rule: String,
-    pub category: String,
-    pub severity: Severity,
-    pub start: usize,
-    pub end: usize,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub suggestion: Option<String>,
-}
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckReport {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub id: Option<String>,
-    pub verdict: Verdict,
-    pub weighted_length: usize,
-    pub policy_version: String,
-    pub findings: Vec<Finding>,
-}
-#[derive(Debug, Clone, Serialize)]
-pub struct PolicyFileError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub rule: Option<String>,
-    pub message: String,
-}
+use sha2::{Digest, Sha256};
+
+pub use detectors::DetectorKind;
+pub use length::weighted_length;
+pub use report::{CheckReport, Finding, PolicyFileError, PolicyLoadError, Severity, Verdict};
+
+use config::{read_folder, SourceFile};
+use engine::Engine;
+
+/// A loaded, compiled and verified policy set. Cheap to share between threads (`Send +
+/// Sync`); nothing is compiled when checking.
 #[derive(Debug)]
-pub struct PolicyLoadError {
-    pub errors: Vec<PolicyFileError>,
-}
-impl std::fmt::Display for PolicyLoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for e in &self.errors {
-            writeln!(
-                f,
-                "{}:{}: {}: {}",
-                e.file,
-                e.line.unwrap_or(0),
-                e.rule.clone().unwrap_or_default(),
-                e.message
-            )?;
-        }
-        Ok(())
-    }
-}
-impl std::error::Error for PolicyLoadError {}
 pub struct PolicySet {
     version: String,
     files: Vec<String>,
+    engine: Engine,
 }
+
+/// The policy version: lowercase hex SHA-256 over the sorted files, each framed as
+/// its name's length (8 bytes, big-endian), the name, its content's length and the content.
+fn version_of(files: &[SourceFile]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"countersign-policy-set-v1\n");
+    for f in files {
+        h.update((f.rel.len() as u64).to_be_bytes());
+        h.update(f.rel.as_bytes());
+        h.update((f.content.len() as u64).to_be_bytes());
+        h.update(f.content.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
 impl PolicySet {
+    /// Loads every `*.toml` file under `dir`, compiles the rules and checks every rule's
+    /// examples. Any problem (bad TOML, unknown field, bad regex, duplicate rule id, failing
+    /// example...) refuses the whole set, naming file, line and rule.
     pub fn load(dir: &Path) -> Result<PolicySet, PolicyLoadError> {
-        if !dir.is_dir() {
-            return Err(PolicyLoadError {
-                errors: vec![PolicyFileError {
-                    file: dir.display().to_string(),
-                    line: None,
-                    rule: None,
-                    message: "not a folder".into(),
-                }],
-            });
+        let sources = read_folder(dir).map_err(|e| PolicyLoadError { errors: vec![e] })?;
+        let mut errors = Vec::new();
+        let mut defs = Vec::new();
+        for (i, src) in sources.iter().enumerate() {
+            match src.parse() {
+                Ok(def) => defs.push((i, def)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PolicyLoadError { errors });
+        }
+        let (engine, examples) =
+            Engine::compile(&sources, defs).map_err(|errors| PolicyLoadError { errors })?;
+        for ex in &examples {
+            let src = &sources[ex.file];
+            let findings = engine.check(&ex.text, weighted_length(&ex.text));
+            match ex.rule {
+                Some(ri) => {
+                    let rule = &engine.rules[ri];
+                    let found = findings.iter().any(|f| f.rule == rule.id);
+                    if found != ex.should_match {
+                        let message = if ex.should_match {
+                            format!("example should match but does not: {:?}", ex.text)
+                        } else {
+                            format!("example should not match but does: {:?}", ex.text)
+                        };
+                        errors.push(src.error(Some(ex.byte), Some(rule.id.clone()), message));
+                    }
+                }
+                None => {
+                    for f in findings.iter().filter(|f| engine.is_detector_rule(&f.rule)) {
+                        errors.push(src.error(
+                            Some(ex.byte),
+                            None,
+                            format!(
+                                "organisation example is reported by {} ({}): {:?}",
+                                f.rule, f.message, ex.text
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PolicyLoadError { errors });
         }
         Ok(PolicySet {
-            version: "0".repeat(64),
-            files: vec![],
+            version: version_of(&sources),
+            files: sources.into_iter().map(|s| s.rel).collect(),
+            engine,
         })
     }
+
+    /// The policy version (lowercase hex SHA-256 of the whole set).
     pub fn version(&self) -> &str {
         &self.version
     }
+
+    /// Checks one draft. The report's `id` is `None`.
     pub fn check(&self, text: &str) -> CheckReport {
-        let n = text.chars().count();
-        let mut findings = vec![];
-        if text.contains("password") {
-            findings.push(Finding {
-                rule: "credentials.ask".into(),
-                category: "credentials".into(),
-                severity: Severity::Block,
-                start: 0,
-                end: n,
-                message: "asks for a password".into(),
-                suggestion: None,
-            });
-        }
-        if text.contains("guaranteed") {
-            findings.push(Finding {
-                rule: "promise.guarantee".into(),
-                category: "promise".into(),
-                severity: Severity::Escalate,
-                start: 0,
-                end: n,
-                message: "promise".into(),
-                suggestion: None,
-            });
-        }
-        let verdict = if findings.iter().any(|f| f.severity == Severity::Block) {
-            Verdict::Block
-        } else if findings.iter().any(|f| f.severity == Severity::Escalate) {
-            Verdict::Escalate
-        } else {
-            Verdict::Pass
-        };
+        let weighted = weighted_length(text);
+        let findings = self.engine.check(text, weighted);
+        let verdict = findings
+            .iter()
+            .map(|f| f.severity.verdict())
+            .max()
+            .unwrap_or(Verdict::Pass);
         CheckReport {
             id: None,
             verdict,
-            weighted_length: n,
+            weighted_length: weighted,
             policy_version: self.version.clone(),
             findings,
         }
     }
+
+    /// Number of rules in the set.
     pub fn rule_count(&self) -> usize {
-        0
+        self.engine.rules.len()
     }
+
+    /// Relative paths of the policy files, sorted.
     pub fn files(&self) -> &[String] {
         &self.files
     }
+
+    /// Ids of the rules, in file order (for `countersign policy test` and listings).
+    pub fn rule_ids(&self) -> Vec<&str> {
+        self.engine.rules.iter().map(|r| r.id.as_str()).collect()
+    }
 }
-pub fn weighted_length(text: &str) -> usize {
-    text.chars().count()
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn policy_set_is_send_and_sync() {
+        assert_send_sync::<PolicySet>();
+    }
+
+    #[test]
+    fn verdict_order() {
+        assert!(Verdict::Block > Verdict::Escalate && Verdict::Escalate > Verdict::Pass);
+    }
 }

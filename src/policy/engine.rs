@@ -1,0 +1,700 @@
+//! Compiling a policy set once, and checking a draft against it.
+//!
+//! All regular expressions of `pattern` rules go into one `RegexSet` (one pass finds the
+//! rules that can match; only those are then run for their spans); all terms of all `terms`
+//! rules, and the organisation's accepted words, go into one Aho-Corasick automaton.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use super::config::{FileDef, RuleKind, SourceFile};
+use super::detectors::{self, DetectorKind, DetectorRegexes};
+use super::length;
+use super::normalize::{is_whole_word, is_word_char, normalize, normalize_pattern, normalize_term};
+use super::org::Organisation;
+use super::report::{Finding, PolicyFileError, Severity};
+
+/// Size limit of one compiled regular expression (guards against patterns that explode).
+const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+
+#[derive(Debug)]
+pub(crate) enum CompiledKind {
+    Pattern {
+        regexes: Vec<Regex>,
+        whole_word: bool,
+    },
+    Terms,
+    Detector(DetectorKind),
+    Require {
+        when: Vec<Regex>,
+        needs: Vec<Regex>,
+    },
+    Length {
+        max: usize,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub id: String,
+    pub category: String,
+    pub severity: Severity,
+    pub message: String,
+    pub suggestion: Option<String>,
+    pub kind: CompiledKind,
+    pub exceptions: Vec<Regex>,
+    pub allow_org: bool,
+}
+
+#[derive(Debug)]
+struct TermEntry {
+    /// `None` for an accepted word of the organisation.
+    rule: Option<usize>,
+    /// The term ended in `*`: the word may go on.
+    prefix: bool,
+}
+
+/// A compiled policy set.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    pub rules: Vec<Rule>,
+    folded_set: RegexSet,
+    folded_owner: Vec<(usize, usize)>,
+    cs_set: RegexSet,
+    cs_owner: Vec<(usize, usize)>,
+    terms: Option<AhoCorasick>,
+    term_owner: Vec<TermEntry>,
+    detectors: DetectorRegexes,
+    org: Organisation,
+}
+
+/// An example to verify once the set is compiled.
+pub(crate) struct Example {
+    /// The rule, or `None` for an example of the organisation (no detector may report it).
+    pub rule: Option<usize>,
+    pub file: usize,
+    pub byte: usize,
+    pub text: String,
+    pub should_match: bool,
+}
+
+/// Word boundaries of policy patterns are ASCII boundaries: the normalised text is ASCII for
+/// Latin script (accents are folded), and ASCII boundaries keep the fast DFA engines usable
+/// (Unicode boundaries make the regex engine fall back to a much slower one on non-ASCII
+/// text). Characters of other scripts count as non-word characters.
+pub(crate) fn ascii_word_boundaries(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some('B') => out.push_str("(?-u:\\B)"),
+            Some(n) => {
+                out.push('\\');
+                out.push(n);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn prepare_pattern(src: &str) -> String {
+    ascii_word_boundaries(&normalize_pattern(src))
+}
+
+fn build_regex(src: &str, case_sensitive: bool) -> Result<Regex, String> {
+    let pattern = prepare_pattern(src);
+    RegexBuilder::new(&pattern)
+        .case_insensitive(!case_sensitive)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::Syntax(s) => {
+                let last = s.lines().last().unwrap_or("").trim().to_string();
+                format!("invalid regular expression `{src}`: {last}")
+            }
+            other => format!("invalid regular expression `{src}`: {other}"),
+        })
+}
+
+impl Engine {
+    /// Compiles the parsed files. Returns the engine and the examples to verify, or every
+    /// error found.
+    pub fn compile(
+        sources: &[SourceFile],
+        defs: Vec<(usize, FileDef)>,
+    ) -> Result<(Engine, Vec<Example>), Vec<PolicyFileError>> {
+        let mut errors = Vec::new();
+        let detectors = match DetectorRegexes::new() {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(PolicyFileError {
+                    file: String::new(),
+                    line: None,
+                    rule: None,
+                    message: format!("internal detector patterns failed to compile: {e}"),
+                });
+                return Err(errors);
+            }
+        };
+
+        // The organisation: one file of the set.
+        let mut org = Organisation::default();
+        let mut org_examples = Vec::new();
+        let mut org_file: Option<usize> = None;
+        for (fi, def) in &defs {
+            let Some(o) = &def.organisation else { continue };
+            let src = &sources[*fi];
+            if let Some(prev) = org_file {
+                errors.push(src.error(
+                    Some(o.span().start),
+                    None,
+                    format!(
+                        "a second [organisation] table; the organisation is set once, in {}",
+                        sources[prev].rel
+                    ),
+                ));
+                continue;
+            }
+            org_file = Some(*fi);
+            let o = o.get_ref();
+            if !o.phone_regions.is_empty() {
+                org.regions.clear();
+                for r in &o.phone_regions {
+                    match Organisation::parse_region(r.get_ref()) {
+                        Some(id) => org.regions.push(id),
+                        None => errors.push(src.error(
+                            Some(r.span().start),
+                            None,
+                            format!("unknown phone region `{}` (use a two-letter code such as US or GB)", r.get_ref()),
+                        )),
+                    }
+                }
+                if org.regions.is_empty() {
+                    org.regions.push(phonenumber::country::Id::US);
+                }
+            }
+            org.emails = o
+                .emails
+                .iter()
+                .map(|e| detectors::canonical_email(&normalize_term(e)))
+                .collect();
+            org.email_domains = o
+                .email_domains
+                .iter()
+                .map(|d| normalize_term(d).trim_start_matches('@').to_string())
+                .collect();
+            for p in &o.phones {
+                match org.parse_phone(p.get_ref()) {
+                    Some(n) => org.phones.push(Organisation::phone_key(&n)),
+                    None => errors.push(src.error(
+                        Some(p.span().start),
+                        None,
+                        format!(
+                            "`{}` is not a valid phone number in the phone regions",
+                            p.get_ref()
+                        ),
+                    )),
+                }
+            }
+            org.handles = o.handles.iter().map(|h| normalize_term(h)).collect();
+            org.links = o
+                .links
+                .iter()
+                .map(|l| Organisation::link_prefix(l))
+                .collect();
+            org.accept = o.accept.clone();
+            for e in &o.examples {
+                org_examples.push(Example {
+                    rule: None,
+                    file: *fi,
+                    byte: e.span().start,
+                    text: e.get_ref().clone(),
+                    should_match: false,
+                });
+            }
+        }
+
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut examples = org_examples;
+        let mut folded_patterns: Vec<String> = Vec::new();
+        let mut folded_owner = Vec::new();
+        let mut cs_patterns: Vec<String> = Vec::new();
+        let mut cs_owner = Vec::new();
+        let mut term_patterns: Vec<String> = Vec::new();
+        let mut term_owner: Vec<TermEntry> = Vec::new();
+        let mut seen_ids: std::collections::HashMap<String, (usize, usize)> = Default::default();
+
+        for (fi, def) in defs {
+            let src = &sources[fi];
+            for spanned in def.rule {
+                let r = spanned.into_inner();
+                let id = r.id.get_ref().trim().to_string();
+                let id_byte = r.id.span().start;
+                let line_byte = src
+                    .content
+                    .get(..id_byte)
+                    .and_then(|c| c.rfind("[[rule]]"))
+                    .unwrap_or(id_byte);
+                let mut rule_errors: Vec<PolicyFileError> = Vec::new();
+                let mut err = |byte: usize, msg: String| {
+                    rule_errors.push(src.error(Some(byte), Some(id.clone()), msg));
+                };
+                if id.is_empty() || id.chars().any(|c| c.is_whitespace()) {
+                    err(
+                        id_byte,
+                        "a rule id must be a non-empty word such as `pii.card.luhn`".into(),
+                    );
+                }
+                if let Some((pf, pl)) = seen_ids.get(&id) {
+                    err(
+                        line_byte,
+                        format!(
+                            "duplicate rule id (first defined in {}:{})",
+                            sources[*pf].rel, pl
+                        ),
+                    );
+                } else {
+                    seen_ids.insert(id.clone(), (fi, src.rule_line(id_byte)));
+                }
+                let category = r.category.get_ref().trim().to_string();
+                if category.is_empty() {
+                    err(
+                        r.category.span().start,
+                        "the category may not be empty".into(),
+                    );
+                }
+                let severity = match r.severity.or_else(|| Severity::default_for(&category)) {
+                    Some(s) => s,
+                    None => {
+                        err(
+                            r.category.span().start,
+                            format!(
+                                "category `{category}` has no default severity: set `severity`"
+                            ),
+                        );
+                        Severity::Block
+                    }
+                };
+                let kind = *r.kind.get_ref();
+                let kind_byte = r.kind.span().start;
+                // Fields that do not belong to the kind are errors, not silently ignored.
+                let mut misplaced = Vec::new();
+                if kind != RuleKind::Pattern {
+                    if !r.patterns.is_empty() {
+                        misplaced.push("patterns");
+                    }
+                    if r.whole_word.is_some() {
+                        misplaced.push("whole_word");
+                    }
+                    if r.case_sensitive.is_some() {
+                        misplaced.push("case_sensitive");
+                    }
+                }
+                if kind != RuleKind::Terms && !r.terms.is_empty() {
+                    misplaced.push("terms");
+                }
+                if kind != RuleKind::Detector {
+                    if r.detector.is_some() {
+                        misplaced.push("detector");
+                    }
+                    if r.allow_organisation.is_some() {
+                        misplaced.push("allow_organisation");
+                    }
+                }
+                if kind != RuleKind::Require && (!r.when.is_empty() || !r.needs.is_empty()) {
+                    misplaced.push("when/needs");
+                }
+                if kind != RuleKind::Length && r.max.is_some() {
+                    misplaced.push("max");
+                }
+                for m in misplaced {
+                    err(
+                        kind_byte,
+                        format!("field `{m}` does not apply to a `{}` rule", kind.name()),
+                    );
+                }
+
+                let case_sensitive = r.case_sensitive.unwrap_or(false);
+                let compile_list =
+                    |list: &[toml::Spanned<String>],
+                     cs: bool,
+                     what: &str,
+                     err: &mut dyn FnMut(usize, String)| {
+                        let mut out = Vec::new();
+                        for p in list {
+                            match build_regex(p.get_ref(), cs) {
+                                Ok(re) => out.push(re),
+                                Err(m) => err(p.span().start, format!("{what}: {m}")),
+                            }
+                        }
+                        out
+                    };
+                let exceptions = compile_list(&r.exceptions, false, "exception", &mut err);
+                let rule_index = rules.len();
+                let compiled = match kind {
+                    RuleKind::Pattern => {
+                        if r.patterns.is_empty() {
+                            err(kind_byte, "a pattern rule needs `patterns`".into());
+                        }
+                        let regexes =
+                            compile_list(&r.patterns, case_sensitive, "pattern", &mut err);
+                        for (k, p) in r.patterns.iter().enumerate().take(regexes.len()) {
+                            let src_pat = prepare_pattern(p.get_ref());
+                            if case_sensitive {
+                                cs_patterns.push(src_pat);
+                                cs_owner.push((rule_index, k));
+                            } else {
+                                folded_patterns.push(src_pat);
+                                folded_owner.push((rule_index, k));
+                            }
+                        }
+                        CompiledKind::Pattern {
+                            regexes,
+                            whole_word: r.whole_word.unwrap_or(false),
+                        }
+                    }
+                    RuleKind::Terms => {
+                        if r.terms.is_empty() {
+                            err(kind_byte, "a terms rule needs `terms`".into());
+                        }
+                        for t in &r.terms {
+                            let raw = t.get_ref().trim();
+                            let (body, prefix) = match raw.strip_suffix('*') {
+                                Some(b) => (b, true),
+                                None => (raw, false),
+                            };
+                            let n = normalize_term(body);
+                            if n.is_empty() {
+                                err(t.span().start, "empty term".into());
+                                continue;
+                            }
+                            term_patterns.push(n);
+                            term_owner.push(TermEntry {
+                                rule: Some(rule_index),
+                                prefix,
+                            });
+                        }
+                        CompiledKind::Terms
+                    }
+                    RuleKind::Detector => match &r.detector {
+                        Some(d) => CompiledKind::Detector(*d.get_ref()),
+                        None => {
+                            err(kind_byte, "a detector rule needs `detector` (card, ssn, iban, email, phone or link)".into());
+                            CompiledKind::Terms
+                        }
+                    },
+                    RuleKind::Require => {
+                        if r.when.is_empty() || r.needs.is_empty() {
+                            err(
+                                kind_byte,
+                                "a require rule needs both `when` and `needs`".into(),
+                            );
+                        }
+                        let when = compile_list(&r.when, false, "when", &mut err);
+                        let needs = compile_list(&r.needs, false, "needs", &mut err);
+                        CompiledKind::Require { when, needs }
+                    }
+                    RuleKind::Length => CompiledKind::Length {
+                        max: r.max.unwrap_or(280),
+                    },
+                };
+                if let Some(ex) = &r.examples {
+                    for (list, should_match) in [(&ex.matching, true), (&ex.no_match, false)] {
+                        for e in list {
+                            examples.push(Example {
+                                rule: Some(rule_index),
+                                file: fi,
+                                byte: e.span().start,
+                                text: e.get_ref().clone(),
+                                should_match,
+                            });
+                        }
+                    }
+                }
+                rules.push(Rule {
+                    id: id.clone(),
+                    category,
+                    severity,
+                    message: r.message.trim().to_string(),
+                    suggestion: r
+                        .suggestion
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty()),
+                    kind: compiled,
+                    exceptions,
+                    allow_org: r.allow_organisation.unwrap_or(true),
+                });
+                errors.extend(rule_errors);
+            }
+        }
+
+        for a in org.accept_terms() {
+            if !a.is_empty() {
+                term_patterns.push(a);
+                term_owner.push(TermEntry {
+                    rule: None,
+                    prefix: false,
+                });
+            }
+        }
+
+        let set = |pats: &[String], cs: bool| {
+            RegexSetBuilder::new(pats)
+                .case_insensitive(!cs)
+                .size_limit(REGEX_SIZE_LIMIT * 8)
+                .build()
+        };
+        let folded_set = set(&folded_patterns, false);
+        let cs_set = set(&cs_patterns, true);
+        let terms = if term_patterns.is_empty() {
+            Ok(None)
+        } else {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(&term_patterns)
+                .map(Some)
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let (folded_set, cs_set, terms) = match (folded_set, cs_set, terms) {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            (a, b, c) => {
+                let msg = match (a.err(), b.err(), c.err()) {
+                    (Some(e), _, _) | (_, Some(e), _) => e.to_string(),
+                    (_, _, Some(e)) => e.to_string(),
+                    _ => "unknown error".into(),
+                };
+                return Err(vec![PolicyFileError {
+                    file: sources.first().map(|s| s.rel.clone()).unwrap_or_default(),
+                    line: None,
+                    rule: None,
+                    message: format!("the rules together are too large to compile: {msg}"),
+                }]);
+            }
+        };
+        Ok((
+            Engine {
+                rules,
+                folded_set,
+                folded_owner,
+                cs_set,
+                cs_owner,
+                terms,
+                term_owner,
+                detectors,
+                org,
+            },
+            examples,
+        ))
+    }
+
+    /// Runs every rule on `text`; findings sorted by start.
+    pub fn check(&self, text: &str, weighted: usize) -> Vec<Finding> {
+        let norm = normalize(text, true);
+        let t = norm.text.as_str();
+        // (rule, start, end) in original characters
+        let mut hits: Vec<(usize, usize, usize)> = Vec::new();
+        let push = |hits: &mut Vec<(usize, usize, usize)>, rule: usize, s: usize, e: usize| {
+            if let Some((a, b)) = norm.to_original(s, e) {
+                hits.push((rule, a, b));
+            }
+        };
+
+        // pattern rules, folded text
+        if !self.folded_owner.is_empty() {
+            for idx in self.folded_set.matches(t).iter() {
+                let (ri, k) = self.folded_owner[idx];
+                if let CompiledKind::Pattern {
+                    regexes,
+                    whole_word,
+                    ..
+                } = &self.rules[ri].kind
+                {
+                    for m in regexes[k].find_iter(t) {
+                        if m.is_empty()
+                            || (*whole_word && !is_whole_word(t, m.start(), m.end(), true))
+                        {
+                            continue;
+                        }
+                        push(&mut hits, ri, m.start(), m.end());
+                    }
+                }
+            }
+        }
+        // pattern rules, case kept
+        if !self.cs_owner.is_empty() {
+            let cs = normalize(text, false);
+            let ct = cs.text.as_str();
+            for idx in self.cs_set.matches(ct).iter() {
+                let (ri, k) = self.cs_owner[idx];
+                if let CompiledKind::Pattern {
+                    regexes,
+                    whole_word,
+                    ..
+                } = &self.rules[ri].kind
+                {
+                    for m in regexes[k].find_iter(ct) {
+                        if m.is_empty()
+                            || (*whole_word && !is_whole_word(ct, m.start(), m.end(), true))
+                        {
+                            continue;
+                        }
+                        if let Some((a, b)) = cs.to_original(m.start(), m.end()) {
+                            hits.push((ri, a, b));
+                        }
+                    }
+                }
+            }
+        }
+
+        // terms and accepted words
+        let mut accepted: Vec<(usize, usize)> = Vec::new();
+        if let Some(ac) = &self.terms {
+            for m in ac.find_overlapping_iter(t) {
+                let entry = &self.term_owner[m.pattern().as_usize()];
+                if !is_whole_word(t, m.start(), m.end(), !entry.prefix) {
+                    continue;
+                }
+                let mut end = m.end();
+                if entry.prefix {
+                    end += t[end..]
+                        .char_indices()
+                        .find(|&(_, c)| !is_word_char(c))
+                        .map_or(t.len() - end, |(i, _)| i);
+                }
+                match entry.rule {
+                    Some(ri) => push(&mut hits, ri, m.start(), end),
+                    None => {
+                        if let Some(span) = norm.to_original(m.start(), end) {
+                            accepted.push(span);
+                        }
+                    }
+                }
+            }
+        }
+
+        // detectors, require and length rules
+        for (ri, rule) in self.rules.iter().enumerate() {
+            match &rule.kind {
+                CompiledKind::Detector(d) => {
+                    let org = rule.allow_org.then_some(&self.org);
+                    let found = match d {
+                        DetectorKind::Card => detectors::cards(&self.detectors, t),
+                        DetectorKind::Ssn => detectors::ssns(&self.detectors, t),
+                        DetectorKind::Iban => detectors::ibans(&self.detectors, t),
+                        DetectorKind::Email => detectors::emails(&self.detectors, t, org),
+                        DetectorKind::Phone => {
+                            detectors::phones(&self.detectors, t, &self.org, rule.allow_org)
+                        }
+                        DetectorKind::Link => {
+                            for (s, e, url) in length::url_spans(text) {
+                                if !(rule.allow_org && self.org.link_allowed(&url)) {
+                                    hits.push((ri, s, e));
+                                }
+                            }
+                            Vec::new()
+                        }
+                    };
+                    for (s, e) in found {
+                        push(&mut hits, ri, s, e);
+                    }
+                }
+                CompiledKind::Require { when, needs } => {
+                    let mut triggers = Vec::new();
+                    for re in when {
+                        for m in re.find_iter(t) {
+                            if !m.is_empty() {
+                                triggers.push((m.start(), m.end()));
+                            }
+                        }
+                    }
+                    if !triggers.is_empty() && !needs.iter().any(|re| re.is_match(t)) {
+                        for (s, e) in triggers {
+                            push(&mut hits, ri, s, e);
+                        }
+                    }
+                }
+                CompiledKind::Length { max } => {
+                    if let Some(start) = length::overflow_start(text, *max, weighted) {
+                        let total = norm.original_len();
+                        if start < total {
+                            hits.push((ri, start, total));
+                        }
+                    }
+                }
+                CompiledKind::Pattern { .. } | CompiledKind::Terms => {}
+            }
+        }
+
+        if hits.is_empty() {
+            return Vec::new();
+        }
+
+        // exceptions (context that cancels a match) and the accept list
+        let mut exception_spans: Vec<Option<Vec<(usize, usize)>>> = vec![None; self.rules.len()];
+        hits.retain(|&(ri, s, e)| {
+            let rule = &self.rules[ri];
+            if !rule.exceptions.is_empty() {
+                let spans = exception_spans[ri].get_or_insert_with(|| {
+                    rule.exceptions
+                        .iter()
+                        .flat_map(|re| re.find_iter(t))
+                        .filter(|m| !m.is_empty())
+                        .filter_map(|m| norm.to_original(m.start(), m.end()))
+                        .collect()
+                });
+                if spans.iter().any(|&(a, b)| a < e && s < b) {
+                    return false;
+                }
+            }
+            let vocabulary_rule = matches!(
+                rule.kind,
+                CompiledKind::Pattern { .. } | CompiledKind::Terms | CompiledKind::Require { .. }
+            );
+            !(vocabulary_rule && accepted.iter().any(|&(a, b)| a <= s && e <= b))
+        });
+
+        // merge overlapping hits of one rule, then sort by start
+        hits.sort_by_key(|&(ri, s, e)| (ri, s, e));
+        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(hits.len());
+        for h in hits {
+            match merged.last_mut() {
+                Some(last) if last.0 == h.0 && h.1 < last.2 => last.2 = last.2.max(h.2),
+                _ => merged.push(h),
+            }
+        }
+        merged
+            .sort_by(|a, b| (a.1, a.2, &self.rules[a.0].id).cmp(&(b.1, b.2, &self.rules[b.0].id)));
+        merged
+            .into_iter()
+            .map(|(ri, s, e)| {
+                let r = &self.rules[ri];
+                Finding {
+                    rule: r.id.clone(),
+                    category: r.category.clone(),
+                    severity: r.severity,
+                    start: s,
+                    end: e,
+                    message: r.message.clone(),
+                    suggestion: r.suggestion.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Engine {
+    /// True when `id` names a `detector` rule.
+    pub fn is_detector_rule(&self, id: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.id == id && matches!(r.kind, CompiledKind::Detector(_)))
+    }
+}

@@ -1,0 +1,604 @@
+//! X's weighted length (twitter-text configuration v3) and the URL extraction it needs.
+//!
+//! The text is NFC-normalised first. Each URL counts 23; each emoji sequence counts 2;
+//! every other code point counts 1 if it lies in 0-4351, 8192-8205, 8208-8223 or
+//! 8242-8247, else 2.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Weight of a URL, whatever its length.
+const URL_WEIGHT: usize = 23;
+/// Weight of one emoji sequence.
+const EMOJI_WEIGHT: usize = 2;
+/// Longest URL twitter-text accepts.
+const MAX_URL_LENGTH: usize = 4096;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TldKind {
+    Country,
+    Generic,
+}
+
+fn tlds() -> &'static HashMap<String, TldKind> {
+    static TLDS: OnceLock<HashMap<String, TldKind>> = OnceLock::new();
+    TLDS.get_or_init(|| {
+        let mut m = HashMap::new();
+        for line in include_str!("tlds.txt").lines() {
+            let line = line.trim();
+            if let Some(t) = line.strip_prefix("c ") {
+                m.insert(t.to_string(), TldKind::Country);
+            } else if let Some(t) = line.strip_prefix("g ") {
+                m.insert(t.to_string(), TldKind::Generic);
+            }
+        }
+        m
+    })
+}
+
+fn tld_kind(label: &[char]) -> Option<TldKind> {
+    let s: String = label.iter().flat_map(|c| c.to_lowercase()).collect();
+    if s.starts_with("xn--")
+        && s.len() > 4
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Some(TldKind::Generic);
+    }
+    tlds().get(&s).copied()
+}
+
+/// The weighted length of `text` as X counts it (twitter-text v3).
+pub fn weighted_length(text: &str) -> usize {
+    let chars: Vec<char> = if unicode_normalization::is_nfc_quick(text.chars())
+        == unicode_normalization::IsNormalized::Yes
+    {
+        text.chars().collect()
+    } else {
+        text.nfc().collect()
+    };
+    weighted_length_chars(&chars)
+}
+
+fn weighted_length_chars(chars: &[char]) -> usize {
+    let urls = extract_urls(chars);
+    let mut total = 0usize;
+    let mut i = 0usize;
+    let mut next_url = urls.iter().peekable();
+    while i < chars.len() {
+        if let Some(&&(s, e)) = next_url.peek() {
+            if s == i {
+                total += URL_WEIGHT;
+                i = e;
+                next_url.next();
+                continue;
+            }
+        }
+        if let Some(len) = emoji_len(chars, i) {
+            total += EMOJI_WEIGHT;
+            i += len;
+            continue;
+        }
+        total += char_weight(chars[i]);
+        i += 1;
+    }
+    total
+}
+
+/// For a text over `max`, the character index (into the original text) of the first
+/// character that takes the weighted length past `max`. `None` when the text fits.
+pub(crate) fn overflow_start(text: &str, max: usize, weighted: usize) -> Option<usize> {
+    if weighted <= max {
+        return None;
+    }
+    // Locate the overflow on the original characters (NFC only merges combining marks,
+    // so this is the same point, give or take a mark).
+    let chars: Vec<char> = text.chars().collect();
+    let urls = extract_urls(&chars);
+    let mut next_url = urls.iter().peekable();
+    let mut total = 0usize;
+    let mut i = 0usize;
+    while i < chars.len() {
+        let (w, len) = match next_url.peek() {
+            Some(&&(s, e)) if s == i => {
+                next_url.next();
+                (URL_WEIGHT, e - s)
+            }
+            _ => match emoji_len(&chars, i) {
+                Some(len) => (EMOJI_WEIGHT, len),
+                None => (char_weight(chars[i]), 1),
+            },
+        };
+        total += w;
+        if total > max {
+            return Some(i);
+        }
+        i += len;
+    }
+    Some(chars.len().saturating_sub(1))
+}
+
+fn char_weight(c: char) -> usize {
+    let cp = c as u32;
+    if cp <= 4351
+        || (8192..=8205).contains(&cp)
+        || (8208..=8223).contains(&cp)
+        || (8242..=8247).contains(&cp)
+    {
+        1
+    } else {
+        2
+    }
+}
+
+// ---------------------------------------------------------------- emoji
+
+fn is_pictographic(c: char) -> bool {
+    let cp = c as u32;
+    matches!(cp,
+        0x00A9 | 0x00AE | 0x203C | 0x2049 | 0x2122 | 0x2139
+        | 0x2194..=0x2199 | 0x21A9..=0x21AA | 0x231A..=0x231B | 0x2328 | 0x2388 | 0x23CF
+        | 0x23E9..=0x23F3 | 0x23F8..=0x23FA | 0x24C2 | 0x25AA..=0x25AB | 0x25B6 | 0x25C0
+        | 0x25FB..=0x25FE | 0x2600..=0x27BF | 0x2934..=0x2935 | 0x2B05..=0x2B07
+        | 0x2B1B..=0x2B1C | 0x2B50 | 0x2B55 | 0x3030 | 0x303D | 0x3297 | 0x3299
+        | 0x1F000..=0x1F1E5 | 0x1F200..=0x1FAFF | 0x1FC00..=0x1FFFD)
+}
+
+fn is_regional_indicator(c: char) -> bool {
+    ('\u{1F1E6}'..='\u{1F1FF}').contains(&c)
+}
+
+fn is_modifier(c: char) -> bool {
+    ('\u{1F3FB}'..='\u{1F3FF}').contains(&c)
+}
+
+fn element_end(chars: &[char], i: usize) -> usize {
+    let mut j = i + 1;
+    if matches!(chars.get(j), Some('\u{FE0F}') | Some('\u{FE0E}')) {
+        j += 1;
+    }
+    if chars.get(j).copied().is_some_and(is_modifier) {
+        j += 1;
+    }
+    while chars
+        .get(j)
+        .is_some_and(|c| ('\u{E0020}'..='\u{E007F}').contains(c))
+    {
+        j += 1;
+    }
+    j
+}
+
+/// Length in chars of the emoji sequence starting at `i`, if one starts there.
+fn emoji_len(chars: &[char], i: usize) -> Option<usize> {
+    let c = *chars.get(i)?;
+    if c.is_ascii() && !(c.is_ascii_digit() || c == '#' || c == '*') {
+        return None;
+    }
+    if c.is_ascii_digit() || c == '#' || c == '*' {
+        let mut j = i + 1;
+        if chars.get(j) == Some(&'\u{FE0F}') {
+            j += 1;
+        }
+        return (chars.get(j) == Some(&'\u{20E3}')).then_some(j + 1 - i);
+    }
+    if is_regional_indicator(c) {
+        return Some(
+            if chars.get(i + 1).copied().is_some_and(is_regional_indicator) {
+                2
+            } else {
+                1
+            },
+        );
+    }
+    if !is_pictographic(c) {
+        return None;
+    }
+    if (c == '\u{A9}'
+        || c == '\u{AE}'
+        || c == '\u{203C}'
+        || c == '\u{2049}'
+        || c == '\u{2122}'
+        || c == '\u{2139}')
+        && chars.get(i + 1) != Some(&'\u{FE0F}')
+    {
+        return None;
+    }
+    let mut j = element_end(chars, i);
+    while chars.get(j) == Some(&'\u{200D}')
+        && chars.get(j + 1).copied().is_some_and(is_pictographic)
+    {
+        j = element_end(chars, j + 1);
+    }
+    Some(j - i)
+}
+
+// ---------------------------------------------------------------- URLs
+
+fn is_invalid_char(c: char) -> bool {
+    matches!(c, '\u{FFFE}' | '\u{FEFF}' | '\u{FFFF}')
+}
+
+fn is_directional(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn valid_preceding(c: char) -> bool {
+    if is_directional(c) {
+        return true;
+    }
+    !(c.is_ascii_alphanumeric() || matches!(c, '@' | '＠' | '$' | '#' | '＃') || is_invalid_char(c))
+}
+
+fn is_domain_char(c: char, unicode: bool) -> bool {
+    if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+        return true;
+    }
+    unicode
+        && !c.is_ascii()
+        && (c.is_alphanumeric() || unicode_normalization::char::is_combining_mark(c))
+        && !is_directional(c)
+}
+
+fn is_path_char(c: char) -> bool {
+    if c.is_ascii_alphanumeric() {
+        return true;
+    }
+    let cp = c as u32;
+    if c.is_alphabetic()
+        && (cp < 0x0250 || (0x0400..=0x04FF).contains(&cp) || (0x1E00..=0x1EFF).contains(&cp))
+    {
+        return true;
+    }
+    matches!(
+        c,
+        '!' | '*'
+            | '\''
+            | ';'
+            | ':'
+            | '='
+            | '+'
+            | ','
+            | '.'
+            | '$'
+            | '/'
+            | '%'
+            | '#'
+            | '['
+            | ']'
+            | '-'
+            | '\u{2013}'
+            | '_'
+            | '~'
+            | '|'
+            | '&'
+            | '@'
+            | '('
+            | ')'
+            | '?'
+    )
+}
+
+/// Trims characters that cannot end a URL (closing punctuation of the sentence).
+fn trim_url_end(chars: &[char], start: usize, mut end: usize) -> usize {
+    while end > start {
+        let c = chars[end - 1];
+        let ok = if c == ')' {
+            let opens = chars[start..end].iter().filter(|&&x| x == '(').count();
+            let closes = chars[start..end].iter().filter(|&&x| x == ')').count();
+            opens >= closes
+        } else {
+            c.is_alphanumeric() || matches!(c, '=' | '_' | '#' | '/' | '-' | '+' | '&')
+        };
+        if ok {
+            break;
+        }
+        end -= 1;
+    }
+    end
+}
+
+fn starts_with_ci(chars: &[char], i: usize, pat: &str) -> bool {
+    let mut j = i;
+    for p in pat.chars() {
+        match chars.get(j) {
+            Some(c) if c.to_ascii_lowercase() == p => j += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Splits `chars[s..e]` at dots into label ranges.
+fn labels(chars: &[char], s: usize, e: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut ls = s;
+    for (k, &c) in chars.iter().enumerate().take(e).skip(s) {
+        if c == '.' {
+            out.push((ls, k));
+            ls = k + 1;
+        }
+    }
+    out.push((ls, e));
+    out
+}
+
+/// Finds the longest domain at the start of `chars[s..e]`: returns its end and the kind of
+/// its TLD.
+fn find_domain(chars: &[char], s: usize, e: usize) -> Option<(usize, TldKind, usize)> {
+    let labs = labels(chars, s, e);
+    // Labels after the first empty one can never be part of the domain.
+    let usable = labs.iter().position(|&(a, b)| a == b).unwrap_or(labs.len());
+    for k in (2..=usable).rev() {
+        let parts = &labs[..k];
+        // A TLD is at most 63 characters long: skip hopeless candidates cheaply.
+        if parts[k - 1].1 - parts[k - 1].0 > 63 {
+            continue;
+        }
+        let (ts, te) = parts[k - 1];
+        let Some(kind) = tld_kind(&chars[ts..te]) else {
+            continue;
+        };
+        // The TLD may not run on into a letter, digit or '@'.
+        if let Some(&next) = chars.get(te) {
+            if next == '@' || (next != '.' && next.is_alphanumeric()) {
+                continue;
+            }
+        }
+        // Domain-name label (the one before the TLD) may not start or end with '-' or '_'.
+        let (ds, de) = parts[k - 2];
+        let bad_edge = |c: char| c == '-' || c == '_';
+        if bad_edge(chars[ds]) || bad_edge(chars[de - 1]) || chars[ds..de].contains(&'_') {
+            continue;
+        }
+        return Some((te, kind, k));
+    }
+    None
+}
+
+/// Length of a host label in its ASCII (punycode) form.
+fn ace_label_len(label: &[char]) -> usize {
+    if label.iter().all(|c| c.is_ascii()) {
+        return label.len();
+    }
+    let lower: Vec<u32> = label
+        .iter()
+        .flat_map(|c| c.to_lowercase())
+        .map(|c| c as u32)
+        .collect();
+    4 + punycode_len(&lower)
+}
+
+/// Length of the RFC 3492 punycode encoding of `input`.
+fn punycode_len(input: &[u32]) -> usize {
+    const BASE: u64 = 36;
+    const TMIN: u64 = 1;
+    const TMAX: u64 = 26;
+    const SKEW: u64 = 38;
+    const DAMP: u64 = 700;
+    fn adapt(mut delta: u64, numpoints: u64, first: bool) -> u64 {
+        delta = if first { delta / DAMP } else { delta / 2 };
+        delta += delta / numpoints;
+        let mut k = 0;
+        while delta > ((BASE - TMIN) * TMAX) / 2 {
+            delta /= BASE - TMIN;
+            k += BASE;
+        }
+        k + (BASE - TMIN + 1) * delta / (delta + SKEW)
+    }
+    let basic = input.iter().filter(|&&c| c < 0x80).count();
+    let mut out = basic + usize::from(basic > 0);
+    let mut n: u64 = 128;
+    let mut delta: u64 = 0;
+    let mut bias: u64 = 72;
+    let mut h = basic as u64;
+    let b = basic as u64;
+    let total = input.len() as u64;
+    while h < total {
+        let Some(m) = input.iter().map(|&c| c as u64).filter(|&c| c >= n).min() else {
+            break;
+        };
+        delta = delta.saturating_add((m - n).saturating_mul(h + 1));
+        n = m;
+        for &c in input {
+            let c = c as u64;
+            if c < n {
+                delta += 1;
+            }
+            if c == n {
+                let mut q = delta;
+                let mut k = BASE;
+                loop {
+                    let t = if k <= bias {
+                        TMIN
+                    } else if k >= bias + TMAX {
+                        TMAX
+                    } else {
+                        k - bias
+                    };
+                    if q < t {
+                        break;
+                    }
+                    out += 1;
+                    q = (q - t) / (BASE - t);
+                    k += BASE;
+                }
+                out += 1;
+                bias = adapt(delta, h + 1, h == b);
+                delta = 0;
+                h += 1;
+            }
+        }
+        delta += 1;
+        n += 1;
+    }
+    out
+}
+
+fn host_ok(chars: &[char], s: usize, e: usize, url_len: usize, has_protocol: bool) -> bool {
+    let mut ace_total = 0usize;
+    for (a, b) in labels(chars, s, e) {
+        let l = ace_label_len(&chars[a..b]);
+        if l == 0 || l > 63 {
+            return false;
+        }
+        ace_total += l;
+    }
+    ace_total += labels(chars, s, e).len().saturating_sub(1);
+    let url_len = url_len + ace_total - (e - s) + if has_protocol { 0 } else { "https://".len() };
+    url_len <= MAX_URL_LENGTH
+}
+
+/// Consumes an optional port, path and query after a domain ending at `d`.
+fn url_tail(chars: &[char], d: usize, tco: bool) -> usize {
+    let mut j = d;
+    if chars.get(j) == Some(&':') && chars.get(j + 1).is_some_and(|c| c.is_ascii_digit()) {
+        j += 1;
+        while chars.get(j).is_some_and(|c| c.is_ascii_digit()) {
+            j += 1;
+        }
+    }
+    if tco {
+        if chars.get(j) == Some(&'/') {
+            let mut k = j + 1;
+            while chars.get(k).is_some_and(|c| c.is_ascii_alphanumeric()) {
+                k += 1;
+            }
+            j = k;
+        }
+        return j;
+    }
+    if matches!(chars.get(j), Some('/') | Some('?')) {
+        let mut k = j;
+        while chars.get(k).copied().is_some_and(is_path_char) {
+            k += 1;
+        }
+        j = trim_url_end(chars, j, k);
+    }
+    j
+}
+
+/// Finds the URLs in `chars` the way twitter-text does (closely enough for counting):
+/// char ranges, sorted, not overlapping.
+pub(crate) fn extract_urls(chars: &[char]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let n = chars.len();
+    let mut i = 0usize;
+    while i < n {
+        let preceding_ok = i == 0 || valid_preceding(chars[i - 1]);
+        // With a protocol.
+        let proto = if starts_with_ci(chars, i, "https://") {
+            8
+        } else if starts_with_ci(chars, i, "http://") {
+            7
+        } else {
+            0
+        };
+        if proto > 0 && preceding_ok {
+            let p = i + proto;
+            let mut q = p;
+            while q < n && is_domain_char(chars[q], true) {
+                q += 1;
+            }
+            if let Some((d, _, _)) = find_domain(chars, p, q) {
+                let host: String = chars[p..d].iter().flat_map(|c| c.to_lowercase()).collect();
+                let end = url_tail(chars, d, host == "t.co");
+                if host_ok(chars, p, d, end - i, true) {
+                    out.push((i, end));
+                }
+                i = end.max(i + 1);
+                continue;
+            }
+            i += proto;
+            continue;
+        }
+        // Without a protocol: ASCII domains only.
+        if chars[i].is_ascii_alphanumeric()
+            && (i == 0 || (preceding_ok && !matches!(chars[i - 1], '-' | '_' | '.' | '/')))
+        {
+            let mut q = i;
+            let mut dotted = false;
+            while q < n && is_domain_char(chars[q], false) {
+                dotted |= chars[q] == '.';
+                q += 1;
+            }
+            if !dotted {
+                i = q.max(i + 1);
+                continue;
+            }
+            if let Some((d, kind, nlabels)) = find_domain(chars, i, q) {
+                let has_path = chars.get(d) == Some(&'/');
+                let short_cc = kind == TldKind::Country && nlabels == 2;
+                if !short_cc || has_path {
+                    let end = url_tail(chars, d, false);
+                    if host_ok(chars, i, d, end - i, false) {
+                        out.push((i, end));
+                    }
+                    i = end.max(i + 1);
+                    continue;
+                }
+            }
+            i = q.max(i + 1);
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// URLs of `text` as char ranges of `text` itself (no NFC), for link rules.
+pub(crate) fn url_spans(text: &str) -> Vec<(usize, usize, String)> {
+    let chars: Vec<char> = text.chars().collect();
+    extract_urls(&chars)
+        .into_iter()
+        .map(|(s, e)| (s, e, chars[s..e].iter().collect()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(t: &str) -> Vec<String> {
+        url_spans(t).into_iter().map(|(_, _, u)| u).collect()
+    }
+
+    #[test]
+    fn basic_weights() {
+        assert_eq!(weighted_length("Hi http://test.co"), 26);
+        assert_eq!(weighted_length("한국어"), 6);
+        assert_eq!(weighted_length("1\u{20E3}"), 2);
+        assert_eq!(weighted_length("H🐱☺👨‍👩‍👧‍👦"), 7);
+    }
+
+    #[test]
+    fn extracts_urls() {
+        assert_eq!(
+            urls("see https://t.co/hApLpMlfHN ^AG"),
+            vec!["https://t.co/hApLpMlfHN"]
+        );
+        assert_eq!(
+            urls("here:https://t.co/MlOxxuNX7N. You'll"),
+            vec!["https://t.co/MlOxxuNX7N"]
+        );
+        assert_eq!(urls("visit example.com/help."), vec!["example.com/help"]);
+        assert_eq!(urls("visit www.example.com!"), vec!["www.example.com"]);
+        assert!(urls("mail support@example.com now").is_empty());
+        assert!(urls("Amazon.de Geschenkkarten").is_empty());
+        assert!(urls("(.com .es)").is_empty());
+        assert_eq!(
+            urls("https://example.com/terms?x=1)."),
+            vec!["https://example.com/terms?x=1"]
+        );
+    }
+
+    #[test]
+    fn punycode_lengths() {
+        // "bücher" -> "bcher-kva"
+        let v: Vec<u32> = "bücher".chars().map(|c| c as u32).collect();
+        assert_eq!(punycode_len(&v), "bcher-kva".len());
+        let v: Vec<u32> = "münchen".chars().map(|c| c as u32).collect();
+        assert_eq!(punycode_len(&v), "mnchen-3ya".len());
+    }
+}

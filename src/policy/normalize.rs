@@ -1,0 +1,363 @@
+//! Text normalisation for matching, with an exact map back to the original text.
+//!
+//! Every rule matches on a normalised view of the draft: Unicode compatibility
+//! decomposition (NFKD, so full-width letters and digits become ASCII), accents and other
+//! combining marks dropped, case folded, zero-width and other invisible format characters
+//! removed, Cyrillic and Greek look-alikes of Latin letters mapped to their Latin skeleton,
+//! dashes and quotes unified and runs of white space collapsed to one space.
+//!
+//! The view keeps, for every byte it holds, the index (in Unicode scalar values) of the
+//! original character it came from, so any match maps back to a span of the original text.
+
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
+
+/// A normalised view of a text and its map back to the original.
+#[derive(Debug, Clone)]
+pub(crate) struct Normalized {
+    /// The normalised text.
+    pub text: String,
+    /// For each byte of `text`, the index of the original character it came from.
+    map: Vec<u32>,
+    /// Number of characters of the original text.
+    orig_chars: usize,
+}
+
+impl Normalized {
+    /// Maps a byte range of the normalised text to a character range of the original.
+    /// Returns `None` for an empty or out-of-range byte range.
+    pub fn to_original(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        if start >= end || end > self.map.len() {
+            return None;
+        }
+        let s = *self.map.get(start)? as usize;
+        let e = *self.map.get(end - 1)? as usize + 1;
+        if s < e && e <= self.orig_chars {
+            Some((s, e))
+        } else {
+            None
+        }
+    }
+
+    /// Number of characters in the original text.
+    #[allow(dead_code)]
+    pub fn original_len(&self) -> usize {
+        self.orig_chars
+    }
+}
+
+/// Invisible characters removed before matching (zero-width, joiners, directional
+/// formatting, soft hyphen, byte-order mark, invisible operators, tag characters).
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Latin skeleton of common Cyrillic and Greek look-alikes (and a few Latin variants).
+fn skeleton(c: char) -> char {
+    match c {
+        // Cyrillic capitals
+        'А' => 'A',
+        'В' => 'B',
+        'С' => 'C',
+        'Е' => 'E',
+        'Н' => 'H',
+        'І' => 'I',
+        'Ј' => 'J',
+        'К' => 'K',
+        'М' => 'M',
+        'О' => 'O',
+        'Р' => 'P',
+        'Ѕ' => 'S',
+        'Т' => 'T',
+        'Х' => 'X',
+        'У' => 'Y',
+        'Ү' => 'Y',
+        'Ԁ' => 'D',
+        'Ԛ' => 'Q',
+        'Ԝ' => 'W',
+        'Ӏ' => 'I',
+        // Cyrillic small letters
+        'а' => 'a',
+        'в' => 'b',
+        'с' => 'c',
+        'е' => 'e',
+        'ё' => 'e',
+        'һ' => 'h',
+        'н' => 'h',
+        'і' => 'i',
+        'ї' => 'i',
+        'ј' => 'j',
+        'к' => 'k',
+        'м' => 'm',
+        'о' => 'o',
+        'р' => 'p',
+        'ѕ' => 's',
+        'т' => 't',
+        'х' => 'x',
+        'у' => 'y',
+        'ү' => 'y',
+        'ԁ' => 'd',
+        'ԛ' => 'q',
+        'ԝ' => 'w',
+        'ӏ' => 'l',
+        'ɡ' => 'g',
+        'п' => 'n',
+        'г' => 'r',
+        'ь' => 'b',
+        // Greek capitals
+        'Α' => 'A',
+        'Β' => 'B',
+        'Ε' => 'E',
+        'Ζ' => 'Z',
+        'Η' => 'H',
+        'Ι' => 'I',
+        'Κ' => 'K',
+        'Μ' => 'M',
+        'Ν' => 'N',
+        'Ο' => 'O',
+        'Ρ' => 'P',
+        'Τ' => 'T',
+        'Υ' => 'Y',
+        'Χ' => 'X',
+        // Greek small letters
+        'α' => 'a',
+        'β' => 'b',
+        'γ' => 'y',
+        'ε' => 'e',
+        'η' => 'n',
+        'ι' => 'i',
+        'κ' => 'k',
+        'ν' => 'v',
+        'ο' => 'o',
+        'ρ' => 'p',
+        'τ' => 't',
+        'υ' => 'u',
+        'χ' => 'x',
+        'ω' => 'w',
+        'ς' => 's',
+        'ϲ' => 'c',
+        'ϳ' => 'j',
+        // Latin variants
+        'ı' => 'i',
+        'ȷ' => 'j',
+        'ſ' => 's',
+        // dashes and minus signs
+        '\u{2010}'..='\u{2015}'
+        | '\u{2212}'
+        | '\u{FE58}'
+        | '\u{FE63}'
+        | '\u{FF0D}'
+        | '\u{2043}' => '-',
+        // quotes
+        '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{2032}' | '\u{02BC}' | '`'
+        | '\u{00B4}' => '\'',
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' => '"',
+        other => other,
+    }
+}
+
+struct Builder {
+    text: String,
+    map: Vec<u32>,
+    fold_case: bool,
+    last_space: bool,
+}
+
+impl Builder {
+    fn push(&mut self, c: char, orig: u32) {
+        let len = c.len_utf8();
+        self.text.push(c);
+        self.map.extend(std::iter::repeat_n(orig, len));
+    }
+
+    fn emit(&mut self, d: char, orig: u32) {
+        if is_combining_mark(d) || is_invisible(d) {
+            return;
+        }
+        if d.is_whitespace() {
+            if !self.last_space {
+                self.push(' ', orig);
+                self.last_space = true;
+            }
+            return;
+        }
+        self.last_space = false;
+        let d = skeleton(d);
+        if self.fold_case {
+            if d == 'ß' || d == 'ẞ' {
+                self.push('s', orig);
+                self.push('s', orig);
+                return;
+            }
+            if d.is_ascii() {
+                self.push(d.to_ascii_lowercase(), orig);
+                return;
+            }
+            for l in d.to_lowercase() {
+                if is_combining_mark(l) {
+                    continue;
+                }
+                let l = skeleton(l);
+                self.push(l, orig);
+            }
+        } else {
+            self.push(d, orig);
+        }
+    }
+}
+
+/// Builds the normalised view of `input`. With `fold_case` false, letters keep their case
+/// (used by case-sensitive rules); everything else is the same.
+pub(crate) fn normalize(input: &str, fold_case: bool) -> Normalized {
+    let mut b = Builder {
+        text: String::with_capacity(input.len()),
+        map: Vec::with_capacity(input.len()),
+        fold_case,
+        last_space: false,
+    };
+    let mut count: u32 = 0;
+    for c in input.chars() {
+        let orig = count;
+        count = count.saturating_add(1);
+        if c.is_ascii() {
+            b.emit(c, orig);
+            continue;
+        }
+        if is_invisible(c) {
+            continue;
+        }
+        // Map look-alikes first (keeps Cyrillic й from becoming и + mark, etc. harmlessly).
+        let c = skeleton(c);
+        decompose_compatible(c, |d| b.emit(d, orig));
+    }
+    Normalized {
+        text: b.text,
+        map: b.map,
+        orig_chars: count as usize,
+    }
+}
+
+/// The normalised form of a term or literal written in a policy file.
+pub(crate) fn normalize_term(s: &str) -> String {
+    normalize(s, true).text.trim().to_string()
+}
+
+/// Normalises the literal non-ASCII letters inside a regular expression written in a
+/// policy file, so that a pattern such as `garantía` matches the normalised text
+/// `garantia`. ASCII (all regex syntax) is left untouched.
+pub(crate) fn normalize_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        if c.is_ascii() || !(c.is_alphabetic() || is_combining_mark(c) || is_invisible(c)) {
+            out.push(c);
+            continue;
+        }
+        let n = normalize(&c.to_string(), true).text;
+        for d in n.chars() {
+            if d.is_ascii() && !d.is_ascii_alphanumeric() {
+                out.push_str(&regex::escape(&d.to_string()));
+            } else {
+                out.push(d);
+            }
+        }
+    }
+    out
+}
+
+/// True for characters that are part of a word for whole-word matching.
+pub(crate) fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// True when the match `start..end` of `text` (byte offsets) is bounded by non-word
+/// characters on both sides (`check_end` false skips the right-hand side).
+pub(crate) fn is_whole_word(text: &str, start: usize, end: usize, check_end: bool) -> bool {
+    let before_ok = text[..start]
+        .chars()
+        .next_back()
+        .is_none_or(|c| !is_word_char(c));
+    let first_is_word = text[start..].chars().next().is_some_and(is_word_char);
+    let last_is_word = text[..end].chars().next_back().is_some_and(is_word_char);
+    let after_ok = !check_end || text[end..].chars().next().is_none_or(|c| !is_word_char(c));
+    (before_ok || !first_is_word) && (after_ok || !last_is_word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(n: &Normalized, needle: &str) -> Option<(usize, usize)> {
+        let s = n.text.find(needle)?;
+        n.to_original(s, s + needle.len())
+    }
+
+    #[test]
+    fn folds_case_and_lookalikes() {
+        let n = normalize("Guаrantee", true); // Cyrillic а
+        assert_eq!(n.text, "guarantee");
+        assert_eq!(span(&n, "guarantee"), Some((0, 9)));
+    }
+
+    #[test]
+    fn removes_zero_width_and_maps_back() {
+        let text = "sh\u{200B}it happens";
+        let n = normalize(text, true);
+        assert_eq!(n.text, "shit happens");
+        assert_eq!(span(&n, "shit"), Some((0, 5)));
+        assert_eq!(span(&n, "happens"), Some((6, 13)));
+    }
+
+    #[test]
+    fn full_width_digits_and_ligatures() {
+        let n = normalize("４０１２ ﬃ", true);
+        assert_eq!(n.text, "4012 ffi");
+        assert_eq!(span(&n, "ffi"), Some((5, 6)));
+        assert_eq!(span(&n, "f"), Some((5, 6)));
+    }
+
+    #[test]
+    fn accents_and_sharp_s() {
+        assert_eq!(normalize("Schöne Straße", true).text, "schone strasse");
+        assert_eq!(normalize_term("GARANTÍA"), "garantia");
+        assert_eq!(normalize_pattern("garant[ií]a"), "garant[ii]a");
+    }
+
+    #[test]
+    fn whitespace_collapses() {
+        let n = normalize("a \u{00A0}\n b", true);
+        assert_eq!(n.text, "a b");
+        assert_eq!(span(&n, "b"), Some((5, 6)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_normalised_byte_maps_into_the_original(text in "\\PC{0,200}") {
+            let n = normalize(&text, true);
+            let len = text.chars().count();
+            for (i, _) in n.text.char_indices() {
+                let end = i + n.text[i..].chars().next().map_or(1, char::len_utf8);
+                let (s, e) = n.to_original(i, end).expect("maps");
+                proptest::prop_assert!(s < e && e <= len);
+            }
+            if !n.text.is_empty() {
+                let (s, e) = n.to_original(0, n.text.len()).expect("whole text maps");
+                proptest::prop_assert!(s < e && e <= len);
+            }
+        }
+    }
+
+    #[test]
+    fn whole_word() {
+        let t = "scunthorpe is nice";
+        assert!(!is_whole_word(t, 1, 5, true));
+        assert!(is_whole_word(t, 11, 13, true));
+        assert!(is_whole_word("a 3.9% b", 2, 6, true));
+    }
+}

@@ -1,0 +1,137 @@
+//! The check report of `checks.md`, and the load errors of a policy set.
+
+use serde::{Deserialize, Serialize};
+
+/// The verdict of a check: `block` if any finding blocks, else `escalate` if any
+/// escalates, else `pass`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Escalate,
+    Block,
+}
+
+/// The severity of a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The draft cannot be submitted, approved or posted.
+    Block,
+    /// The draft needs two approvals from two reviewers other than its author.
+    Escalate,
+    /// Shown to agent and reviewer; one approval suffices.
+    Warn,
+}
+
+impl Severity {
+    /// The severity a category has when its rule names none (the table of `checks.md`).
+    pub fn default_for(category: &str) -> Option<Severity> {
+        Some(match category {
+            "pii.card" | "pii.ssn" | "pii.iban" | "pii.email" | "pii.phone" | "credentials"
+            | "profanity" | "length" => Severity::Block,
+            "promise" | "liability" | "financial_advice" | "health" | "disclosure" => {
+                Severity::Escalate
+            }
+            "links" => Severity::Warn,
+            _ => return None,
+        })
+    }
+
+    /// The verdict a finding of this severity gives on its own.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Severity::Block => Verdict::Block,
+            Severity::Escalate => Verdict::Escalate,
+            Severity::Warn => Verdict::Pass,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Block => "block",
+            Severity::Escalate => "escalate",
+            Severity::Warn => "warn",
+        }
+    }
+}
+
+/// One thing a rule found in a draft. `start` and `end` are offsets in Unicode scalar values
+/// into the original text, `end` exclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub category: String,
+    pub severity: Severity,
+    pub start: usize,
+    pub end: usize,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub suggestion: Option<String>,
+}
+
+/// The report of one check, exactly as `checks.md` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    pub verdict: Verdict,
+    pub weighted_length: usize,
+    pub policy_version: String,
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// True when some finding has this category.
+    pub fn has_category(&self, category: &str) -> bool {
+        self.findings.iter().any(|f| f.category == category)
+    }
+
+    /// True when some finding comes from this rule.
+    pub fn has_rule(&self, rule: &str) -> bool {
+        self.findings.iter().any(|f| f.rule == rule)
+    }
+}
+
+/// One problem in one policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyFileError {
+    /// Path of the file relative to the policy folder.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The rule id, when the problem belongs to a rule.
+    pub rule: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(rule) = &self.rule {
+            write!(f, ": {rule}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A policy set that could not be loaded: every problem found, one per line in `Display`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct PolicyLoadError {
+    pub errors: Vec<PolicyFileError>,
+}
+
+impl std::fmt::Display for PolicyLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
