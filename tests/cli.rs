@@ -1,0 +1,266 @@
+//! The `countersign` binary as an operator uses it: serve, user add, migrate, check,
+//! policy test, audit verify, and a clear refusal of bad settings.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_countersign"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("COUNTERSIGN_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn repo(rel: &str) -> String {
+    format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn serve_prints_its_address_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut add = bin()
+        .current_dir(dir.path())
+        .env("COUNTERSIGN_POLICIES", repo("policies"))
+        .args([
+            "user",
+            "add",
+            "ana",
+            "--role",
+            "agent",
+            "--email",
+            "ana@example.com",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created user ana"));
+    // The default database is a SQLite file in the working folder.
+    assert!(dir.path().join("countersign.db").exists());
+
+    let mut serve = bin()
+        .current_dir(dir.path())
+        .env("COUNTERSIGN_POLICIES", repo("policies"))
+        .env("COUNTERSIGN_BIND", "127.0.0.1:0")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(serve.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(
+        line.starts_with("countersign listening on http://127.0.0.1:"),
+        "{line}"
+    );
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(format!("{url}/api/v1/login"))
+        .send_json(serde_json::json!({"username": "ana", "password": "a long enough password"}))
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.body_mut().read_json::<serde_json::Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = agent
+        .get(format!("{url}/api/v1/inbound"))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // SIGTERM: the process finishes and exits 0.
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = serve.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["size"], 2, "user.created and user.login");
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("COUNTERSIGN_BIND", "not-an-address"),
+        ("COUNTERSIGN_SESSION_HOURS", "0"),
+        ("COUNTERSIGN_DATABASE_URL", "mysql://localhost/x"),
+        ("COUNTERSIGN_SMTP_URL", "mail.example.com"),
+    ] {
+        let out = bin()
+            .current_dir(dir.path())
+            .env(var, value)
+            .arg("serve")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{var}: {err}");
+    }
+    let config = dir.path().join("cs.toml");
+    std::fs::write(&config, "bind = \"127.0.0.1:9\"\nunknown_key = 1\n").unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["--config", config.to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_key"));
+}
+
+#[test]
+fn serve_refuses_a_broken_policy_set_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for entry in std::fs::read_dir(repo("policies")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(policies.join("broken.toml"), "[[rule]]\nid = \"x.y\"\nkind = \"pattern\"\ncategory = \"promise\"\nmessage = \"m\"\npatterns = ['''(unclosed''']\n").unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .env("COUNTERSIGN_BIND", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.toml") && err.contains("x.y"), "{err}");
+}
+
+#[test]
+fn migrate_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = bin()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(first.status.success());
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied"));
+    let second = bin()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&second.stdout).contains("up to date"));
+}
+
+#[test]
+fn check_prints_the_report_of_the_contract() {
+    let out = bin()
+        .args([
+            "check",
+            "--policies",
+            &repo("policies"),
+            "--text",
+            "Charged to 5105-1051-0510-5100 yesterday.",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "block");
+    assert_eq!(report["findings"][0]["category"], "pii.card");
+    assert_eq!(report["findings"][0]["start"], 11);
+    assert_eq!(report["findings"][0]["end"], 30);
+    assert_eq!(report["weighted_length"], 41);
+    assert_eq!(report["policy_version"].as_str().unwrap().len(), 64);
+    assert!(report.get("id").is_none());
+
+    let mut child = bin()
+        .args(["check", "--policies", &repo("policies"), "--jsonl"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"id\": \"a\", \"text\": \"Your money back, guaranteed.\"}\n{\"id\": \"b\", \"text\": \"Thanks!\"}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (lines[0]["id"].as_str(), lines[0]["verdict"].as_str()),
+        (Some("a"), Some("escalate"))
+    );
+    assert_eq!(
+        (lines[1]["id"].as_str(), lines[1]["verdict"].as_str()),
+        (Some("b"), Some("pass"))
+    );
+
+    let bad = bin()
+        .args([
+            "check",
+            "--policies",
+            "/nonexistent/policies",
+            "--text",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/policies"));
+}
+
+#[test]
+fn policy_test_passes_on_the_shipped_sets() {
+    for set in ["policies", "examples/real-replay/policies"] {
+        let out = bin()
+            .args(["policy", "test", "--policies", &repo(set)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{set}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("all examples pass"));
+    }
+}
