@@ -548,6 +548,12 @@ fn bad_input_gets_a_json_error_and_changes_nothing(b: Backend) {
         (400, app.post("/api/v1/inbound", Some(&agent), &json!({"channel": "x", "external_id": "2", "author": {"handle": ""}, "text": "hi"}))),
         (400, app.post("/api/v1/inbound", Some(&agent), &json!({"channel": "x", "external_id": "2", "author": {"handle": "a"}, "text": "hi", "received_at": "yesterday"}))),
         (400, app.post("/api/v1/login", None, &json!({"username": "ana"}))),
+        (400, app.post("/api/v1/drafts", Some(&agent), &json!({"inbound_id": inbound, "text": "nul \u{0} inside"}))),
+        (400, app.post("/api/v1/inbound", Some(&agent), &json!({"channel": "x", "external_id": "3\u{0}", "author": {"handle": "a"}, "text": "hi"}))),
+        (400, app.post("/api/v1/inbound", Some(&agent), &json!({"channel": "x", "external_id": "3", "author": {"handle": "a\u{0}"}, "text": "hi"}))),
+        (400, app.post("/api/v1/inbound", Some(&agent), &json!({"channel": "x", "external_id": "3", "author": {"handle": "a"}, "text": "\u{0}"}))),
+        (400, app.put(&format!("/api/v1/drafts/{draft}"), Some(&agent), &json!({"text": "a\u{0}"}))),
+        (400, app.post(&format!("/api/v1/drafts/{draft}/reviews"), Some(&reviewer), &json!({"decision": "approve", "comment": "\u{0}", "revision": 1}))),
         (404, app.get("/api/v1/nothing-here", Some(&agent))),
         (404, app.get("/nothing-here", None)),
     ];
@@ -561,6 +567,27 @@ fn bad_input_gets_a_json_error_and_changes_nothing(b: Backend) {
         assert!(r.body["message"].is_string(), "case {i}");
     }
     assert_eq!(app.audit_size(), size, "bad input changed nothing");
+    let auditor = app.user("aud", &[Role::Auditor]);
+    let size_now = app.audit_size();
+    for query in [
+        "subject=%00",
+        "since=yesterday",
+        "after=x",
+        "limit=5000",
+        "colour=red",
+    ] {
+        let r = app.get(&format!("/api/v1/audit?{query}"), Some(&auditor));
+        assert_eq!(r.status, 400, "{query}: {}", r.text);
+        assert!(r.body["error"].is_string());
+    }
+    assert_eq!(app.audit_size(), size_now, "bad queries changed nothing");
+    // A name no user can have is just a failed sign-in, never a fault.
+    let r = app.post(
+        "/api/v1/login",
+        None,
+        &json!({"username": "ana\u{0}", "password": "x"}),
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
     let d = app.get(&format!("/api/v1/drafts/{draft}"), Some(&agent));
     assert_eq!(d.body["revision"], 1);
     assert_eq!(d.body["state"], "draft");

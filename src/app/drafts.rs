@@ -9,6 +9,7 @@ use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{DraftId, InboundId, PostJobId, ReviewId, UserId};
 use crate::domain::roles::Permission;
+use crate::domain::text::check_field;
 use crate::domain::workflow::{approvals_needed, may_review, Decision, DraftEvent, DraftState};
 use crate::error::{Error, Result};
 use crate::policy::{CheckReport, Verdict};
@@ -20,12 +21,7 @@ pub const MAX_TEXT_CHARS: usize = 10_000;
 pub const POST_CHANNEL_LOG: &str = "log";
 
 fn validate_text(text: &str) -> Result<()> {
-    if text.trim().is_empty() || text.chars().count() > MAX_TEXT_CHARS {
-        return Err(Error::BadRequest(format!(
-            "text must be 1 to {MAX_TEXT_CHARS} characters"
-        )));
-    }
-    Ok(())
+    check_field("text", text, MAX_TEXT_CHARS, true).map_err(Error::BadRequest)
 }
 
 fn check(ctx: &Context, text: &str) -> CheckReport {
@@ -242,11 +238,7 @@ pub fn review(
     r: &NewReview,
 ) -> Result<DraftView> {
     caller.require(Permission::Review)?;
-    if r.comment.chars().count() > MAX_TEXT_CHARS {
-        return Err(Error::BadRequest(format!(
-            "comment must be at most {MAX_TEXT_CHARS} characters"
-        )));
-    }
+    check_field("comment", &r.comment, MAX_TEXT_CHARS, false).map_err(Error::BadRequest)?;
     let result = write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
         let writers: Vec<UserId> = db::drafts::writers(conn, &d.id)?

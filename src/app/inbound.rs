@@ -7,6 +7,7 @@ use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{CustomerId, InboundId};
 use crate::domain::inbound::{due_at, normalize_handle, InboundState};
 use crate::domain::roles::Permission;
+use crate::domain::text::check_field;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -41,16 +42,9 @@ fn validate(m: &NewInbound) -> Result<String> {
             "channel must be a short lower-case name such as \"x\"".into(),
         ));
     }
-    if m.external_id.trim().is_empty() || m.external_id.chars().count() > 128 {
-        return Err(Error::BadRequest(
-            "external_id must be 1 to 128 characters".into(),
-        ));
-    }
-    if m.text.trim().is_empty() || m.text.chars().count() > MAX_TEXT_CHARS {
-        return Err(Error::BadRequest(format!(
-            "text must be 1 to {MAX_TEXT_CHARS} characters"
-        )));
-    }
+    let bad = Error::BadRequest;
+    check_field("external_id", &m.external_id, 128, true).map_err(bad)?;
+    check_field("text", &m.text, MAX_TEXT_CHARS, true).map_err(bad)?;
     normalize_handle(&m.author_handle).ok_or_else(|| {
         Error::BadRequest(format!(
             "author.handle {:?} is not a handle",

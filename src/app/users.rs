@@ -59,7 +59,8 @@ pub fn create_user(
         return Err(Error::BadRequest("a user needs at least one role".into()));
     }
     if let Some(e) = email {
-        let ok = e.len() <= 254
+        let ok = !e.contains('\0')
+            && e.len() <= 254
             && e.split_once('@')
                 .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
         if !ok {
@@ -163,7 +164,13 @@ pub fn login(
     session_hours: u32,
 ) -> Result<SignIn> {
     let key = username_key(username);
-    let user = db::users::by_username(conn, username.trim())?;
+    // A name no user can have (see create_user) is looked up as nobody; PostgreSQL could not
+    // even take a NUL in the query.
+    let user = if username.contains('\0') {
+        None
+    } else {
+        db::users::by_username(conn, username.trim())?
+    };
     // The slow hash runs before the write transaction, so it never holds the write lock.
     let password_ok = match &user {
         Some(u) => verify_password(password, &u.password_hash),

@@ -3,4 +3,5 @@
 pub mod ids;
 pub mod inbound;
 pub mod roles;
+pub mod text;
 pub mod workflow;

@@ -47,6 +47,15 @@ pub async fn query(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, Error> {
     let q = q.into_inner();
+    for (name, value) in [
+        ("actor", &q.actor),
+        ("action", &q.action),
+        ("subject", &q.subject),
+    ] {
+        if let Some(v) = value {
+            crate::domain::text::check_field(name, v, 200, false).map_err(Error::BadRequest)?;
+        }
+    }
     let after = q
         .after
         .as_deref()
