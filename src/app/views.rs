@@ -104,7 +104,6 @@ pub struct RevisionView {
     pub text: String,
     pub author_id: String,
     pub created_at: String,
-    #[schema(value_type = Object)]
     pub check: CheckReport,
 }
 
@@ -153,7 +152,6 @@ pub struct DraftView {
     pub revision: i32,
     pub text: String,
     /// The latest check report (spec/checks.md).
-    #[schema(value_type = Object)]
     pub check: CheckReport,
     /// How many different reviewers must approve the current revision.
     pub approvals_needed: i32,

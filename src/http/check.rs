@@ -20,7 +20,7 @@ pub struct CheckRequest {
     tag = "checks",
     security(("bearer" = [])),
     request_body = CheckRequest,
-    responses((status = 200, description = "the check report", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
+    responses((status = 200, description = "the check report", body = crate::policy::CheckReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
 )]
 #[post("/check")]
 pub async fn check(

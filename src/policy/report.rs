@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The verdict of a check: `block` if any finding blocks, else `escalate` if any
 /// escalates, else `pass`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
@@ -13,7 +13,7 @@ pub enum Verdict {
 }
 
 /// The severity of a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The draft cannot be submitted, approved or posted.
@@ -58,7 +58,7 @@ impl Severity {
 
 /// One thing a rule found in a draft. `start` and `end` are offsets in Unicode scalar values
 /// into the original text, `end` exclusive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     pub rule: String,
     pub category: String,
@@ -71,7 +71,7 @@ pub struct Finding {
 }
 
 /// The report of one check, exactly as `checks.md` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckReport {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub id: Option<String>,
@@ -94,7 +94,7 @@ impl CheckReport {
 }
 
 /// One problem in one policy file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PolicyFileError {
     /// Path of the file relative to the policy folder.
     pub file: String,
