@@ -264,3 +264,91 @@ fn policy_test_passes_on_the_shipped_sets() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("all examples pass"));
     }
 }
+
+#[test]
+fn sighup_reloads_the_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for entry in std::fs::read_dir(repo("policies")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
+    }
+    let mut add = bin()
+        .current_dir(dir.path())
+        .args(["user", "add", "root", "--role", "admin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let mut serve = bin()
+        .current_dir(dir.path())
+        .env("COUNTERSIGN_BIND", "127.0.0.1:0")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let token = agent
+        .post(format!("{url}/api/v1/login"))
+        .send_json(serde_json::json!({"username": "root", "password": "a long enough password"}))
+        .unwrap()
+        .body_mut()
+        .read_json::<serde_json::Value>()
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let version = || {
+        agent
+            .get(format!("{url}/api/v1/policies"))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json::<serde_json::Value>()
+            .unwrap()["policy_version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let v1 = version();
+    let mut length = std::fs::read_to_string(policies.join("length.toml")).unwrap();
+    length.push_str("\n# touched\n");
+    std::fs::write(policies.join("length.toml"), length).unwrap();
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while version() == v1 {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the policies"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(serve.wait().unwrap().success());
+}
