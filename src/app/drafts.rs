@@ -91,36 +91,23 @@ pub fn create(
             )));
         }
         let t = now().naive_utc();
-        let stored = report_json(&report)?;
-        db::drafts::insert(
-            conn,
-            &DraftRow {
-                id: id.clone(),
-                inbound_id: inbound.id.clone(),
-                author_id: caller.id.to_string(),
-                state: DraftState::Draft.as_str().into(),
-                revision: 1,
-                text: text.to_string(),
-                check_report: stored.clone(),
-                approvals_needed: approvals_needed(report.verdict) as i32,
-                post_id: None,
-                posted_at: None,
-                post_error: None,
-                created_at: t,
-                updated_at: t,
-            },
-        )?;
-        db::drafts::insert_revision(
-            conn,
-            &RevisionRow {
-                draft_id: id.clone(),
-                revision: 1,
-                text: text.to_string(),
-                author_id: caller.id.to_string(),
-                check_report: stored,
-                created_at: t,
-            },
-        )?;
+        let draft = DraftRow {
+            id: id.clone(),
+            inbound_id: inbound.id.clone(),
+            author_id: caller.id.to_string(),
+            state: DraftState::Draft.as_str().into(),
+            revision: 1,
+            text: text.to_string(),
+            check_report: report_json(&report)?,
+            approvals_needed: approvals_needed(report.verdict) as i32,
+            post_id: None,
+            posted_at: None,
+            post_error: None,
+            created_at: t,
+            updated_at: t,
+        };
+        db::drafts::insert(conn, &draft)?;
+        db::drafts::insert_revision(conn, &current_revision(&draft, caller))?;
         db::audit::append(
             conn,
             &Actor::User(caller.id),
@@ -130,6 +117,18 @@ pub fn create(
         )?;
         view(conn, &id)
     })
+}
+
+/// The revision row for the draft's current text and check, written by `author`.
+fn current_revision(d: &DraftRow, author: &Caller) -> RevisionRow {
+    RevisionRow {
+        draft_id: d.id.clone(),
+        revision: d.revision,
+        text: d.text.clone(),
+        author_id: author.id.to_string(),
+        check_report: d.check_report.clone(),
+        created_at: d.updated_at,
+    }
 }
 
 fn require_author(d: &DraftRow, caller: &Caller) -> Result<()> {
@@ -158,25 +157,14 @@ pub fn revise(
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Revise)?;
         let t = now().naive_utc();
-        let stored = report_json(&report)?;
         d.state = state.as_str().into();
         d.revision += 1;
         d.text = text.to_string();
-        d.check_report = stored.clone();
+        d.check_report = report_json(&report)?;
         d.approvals_needed = approvals_needed(report.verdict) as i32;
         d.updated_at = t;
         db::drafts::update(conn, &d)?;
-        db::drafts::insert_revision(
-            conn,
-            &RevisionRow {
-                draft_id: d.id.clone(),
-                revision: d.revision,
-                text: text.to_string(),
-                author_id: caller.id.to_string(),
-                check_report: stored,
-                created_at: t,
-            },
-        )?;
+        db::drafts::insert_revision(conn, &current_revision(&d, caller))?;
         db::audit::append(
             conn,
             &Actor::User(caller.id),
