@@ -76,12 +76,25 @@ impl Application {
             stop.clone(),
         ));
         let reloader = tokio::spawn(reload_on_sighup(self.ctx.policies.clone()));
+        let housekeeping = tokio::spawn(prune_hourly(self.ctx.db.clone()));
 
         let result = server.await;
         stop.notify_one();
         let _ = worker.await;
         reloader.abort();
+        housekeeping.abort();
         result
+    }
+}
+
+/// Removes expired sessions and old failed sign-ins once an hour.
+async fn prune_hourly(db: crate::db::Db) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        if let Err(e) = db.run(crate::app::users::prune_expired).await {
+            tracing::warn!(error = %e, "pruning expired sessions failed");
+        }
     }
 }
 

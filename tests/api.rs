@@ -741,3 +741,46 @@ fn health_ready_and_metrics(b: Backend) {
         .text
         .contains("countersign_http_request_duration_seconds_bucket"));
 }
+
+#[test]
+fn expired_sessions_and_old_failures_are_pruned() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite) else {
+        return;
+    };
+    let token = app.user("ana", &[Role::Agent]);
+    app.post(
+        "/api/v1/login",
+        None,
+        &json!({"username": "ana", "password": "wrong password"}),
+    );
+    let count = |table: &str| -> i64 {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = app.ctx.db.conn().unwrap();
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<N>(&mut *conn)
+            .unwrap()
+            .n
+    };
+    let exec = |sql: &str| {
+        use diesel::RunQueryDsl;
+        let mut conn = app.ctx.db.conn().unwrap();
+        diesel::sql_query(sql).execute(&mut *conn).unwrap();
+    };
+    let mut conn = app.ctx.db.conn().unwrap();
+    countersign::app::users::prune_expired(&mut conn).unwrap();
+    assert_eq!(
+        (count("sessions"), count("login_failures")),
+        (1, 1),
+        "nothing current is pruned"
+    );
+    exec("UPDATE sessions SET expires_at = '2000-01-01 00:00:00'");
+    exec("UPDATE login_failures SET at = '2000-01-01 00:00:00'");
+    countersign::app::users::prune_expired(&mut conn).unwrap();
+    assert_eq!((count("sessions"), count("login_failures")), (0, 0));
+    assert_eq!(app.get("/api/v1/drafts", Some(&token)).status, 401);
+}

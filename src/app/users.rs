@@ -262,6 +262,13 @@ pub fn logout(conn: &mut DbConn, caller: &Caller, token: &str) -> Result<()> {
     })
 }
 
+/// Deletes expired sessions and failed sign-ins older than any lock-out window (run
+/// periodically; neither is needed once past).
+pub fn prune_expired(conn: &mut DbConn) -> Result<()> {
+    let t = now().naive_utc();
+    db::users::prune(conn, t, t - LOCKOUT_WINDOW * 2)
+}
+
 /// The user behind a bearer token. Errors: 401 for an unknown or expired token.
 pub fn authenticate(conn: &mut DbConn, token: &str) -> Result<Caller> {
     let user =

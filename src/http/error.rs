@@ -64,6 +64,12 @@ impl ResponseError for Error {
     }
 }
 
+impl From<Error> for HttpResponse {
+    fn from(e: Error) -> Self {
+        e.error_response()
+    }
+}
+
 /// actix's own extractor errors (malformed JSON, a bad path or query parameter, a missing
 /// field) answered as 400 JSON instead of plain text.
 pub fn json_config() -> actix_web::web::JsonConfig {

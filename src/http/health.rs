@@ -32,9 +32,3 @@ pub async fn metrics(state: State) -> HttpResponse {
 pub async fn openapi(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
     HttpResponse::Ok().json(doc.get_ref())
 }
-
-impl From<crate::error::Error> for HttpResponse {
-    fn from(e: crate::error::Error) -> Self {
-        actix_web::ResponseError::error_response(&e)
-    }
-}
