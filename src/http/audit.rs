@@ -30,6 +30,7 @@ pub struct AuditQuery {
     /// the cursor: `next` of the previous page
     pub after: Option<String>,
     /// page size (default 100, at most 1000)
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDraft {
+    #[schema(format = Uuid)]
     pub inbound_id: String,
     pub text: String,
 }
@@ -68,7 +69,7 @@ pub async fn create(
 #[utoipa::path(
     tag = "drafts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the draft's id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "the draft's id (UUID)")),
     request_body = ReviseDraft,
     responses(
         (status = 200, body = DraftView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -97,7 +98,7 @@ pub async fn revise(
 #[utoipa::path(
     tag = "drafts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the draft's id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "the draft's id (UUID)")),
     responses(
         (status = 200, body = DraftView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, description = "blocked: the body carries the check report", body = ErrorBody),
@@ -124,7 +125,7 @@ pub async fn submit(
 #[utoipa::path(
     tag = "drafts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the draft's id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "the draft's id (UUID)")),
     request_body = ReviewRequest,
     responses(
         (status = 200, body = DraftView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -158,7 +159,7 @@ pub async fn review(
 #[utoipa::path(
     tag = "drafts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the draft's id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "the draft's id (UUID)")),
     responses((status = 200, body = DraftView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 #[get("/drafts/{id}")]
@@ -180,8 +181,10 @@ pub async fn get_one(
 #[serde(deny_unknown_fields)]
 pub struct DraftQuery {
     /// Only drafts in this state.
+    #[param(inline, value_type = Option<crate::domain::workflow::DraftState>)]
     pub state: Option<String>,
     /// at most this many (default 100, at most 1000)
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

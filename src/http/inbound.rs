@@ -79,8 +79,10 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct InboundQuery {
     /// open (default), answered or closed
+    #[param(inline, value_type = Option<crate::domain::inbound::InboundState>)]
     pub state: Option<String>,
     /// at most this many (default 100, at most 1000)
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -116,7 +118,7 @@ pub async fn list(
 #[utoipa::path(
     tag = "inbound",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the message's id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "the message's id (UUID)")),
     responses((status = 200, body = InboundView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 #[get("/inbound/{id}")]
@@ -138,7 +140,7 @@ pub async fn get_one(
 #[utoipa::path(
     tag = "inbound",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "the customer's id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "the customer's id (UUID)")),
     responses((status = 200, body = CustomerView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 #[get("/customers/{id}")]
