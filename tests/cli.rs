@@ -1,10 +1,15 @@
 //! The `countersign` binary as an operator uses it: serve, user add, migrate, check,
 //! policy test, audit verify, and a clear refusal of bad settings.
 
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+const PASSWORD: &str = "a long enough password";
+
+/// The binary, with none of the caller's COUNTERSIGN_* settings.
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_countersign"));
     for (k, _) in std::env::vars() {
@@ -19,21 +24,24 @@ fn repo(rel: &str) -> String {
     format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
 
-#[test]
-fn serve_prints_its_address_answers_and_stops_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+/// A copy of the shipped policies in `dir/policies`, to change in a test.
+fn copy_policies(dir: &Path) -> std::path::PathBuf {
+    let policies = dir.join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for entry in std::fs::read_dir(repo("policies")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
+    }
+    policies
+}
+
+/// `countersign user add …` in `dir`, the password piped on stdin.
+fn add_user(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut add = bin()
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("COUNTERSIGN_POLICIES", repo("policies"))
-        .args([
-            "user",
-            "add",
-            "ana",
-            "--role",
-            "agent",
-            "--email",
-            "ana@example.com",
-        ])
+        .args(["user", "add"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -41,67 +49,117 @@ fn serve_prints_its_address_answers_and_stops_cleanly_on_sigterm() {
     add.stdin
         .take()
         .unwrap()
-        .write_all(b"a long enough password\n")
+        .write_all(format!("{PASSWORD}\n").as_bytes())
         .unwrap();
-    let out = add.wait_with_output().unwrap();
+    add.wait_with_output().unwrap()
+}
+
+/// `countersign serve` in `dir` on a free port; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    http: ureq::Agent,
+}
+
+impl Server {
+    fn start(dir: &Path, policies: &str) -> Server {
+        let mut child = bin()
+            .current_dir(dir)
+            .env("COUNTERSIGN_POLICIES", policies)
+            .env("COUNTERSIGN_BIND", "127.0.0.1:0")
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("countersign listening on http://127.0.0.1:"),
+            "{line}"
+        );
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Server { child, url, http }
+    }
+
+    fn login(&self, user: &str) -> String {
+        let mut r = self
+            .http
+            .post(format!("{}/api/v1/login", self.url))
+            .send_json(json!({"username": user, "password": PASSWORD}))
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.body_mut().read_json::<Value>().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let mut r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.body_mut().read_json().unwrap_or(Value::Null),
+        )
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_prints_its_address_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = add_user(
+        dir.path(),
+        &["ana", "--role", "agent", "--email", "ana@example.com"],
+    );
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("created user ana"));
     // The default database is a SQLite file in the working folder.
     assert!(dir.path().join("countersign.db").exists());
 
-    let mut serve = bin()
-        .current_dir(dir.path())
-        .env("COUNTERSIGN_POLICIES", repo("policies"))
-        .env("COUNTERSIGN_BIND", "127.0.0.1:0")
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(serve.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(
-        line.starts_with("countersign listening on http://127.0.0.1:"),
-        "{line}"
-    );
-
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent
-        .post(format!("{url}/api/v1/login"))
-        .send_json(serde_json::json!({"username": "ana", "password": "a long enough password"}))
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let token = r.body_mut().read_json::<serde_json::Value>().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = agent
-        .get(format!("{url}/api/v1/inbound"))
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-
-    // SIGTERM: the process finishes and exits 0.
-    let pid = serve.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = serve.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let server = Server::start(dir.path(), &repo("policies"));
+    let token = server.login("ana");
+    assert_eq!(server.get("/api/v1/inbound", &token).0, 200);
+    let status = server.terminate();
     assert!(status.success(), "{status:?}");
 
     let out = bin()
@@ -110,9 +168,40 @@ fn serve_prints_its_address_answers_and_stops_cleanly_on_sigterm() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true);
     assert_eq!(report["size"], 2, "user.created and user.login");
+}
+
+#[test]
+fn sighup_reloads_the_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = copy_policies(dir.path());
+    assert!(add_user(dir.path(), &["root", "--role", "admin"])
+        .status
+        .success());
+    let server = Server::start(dir.path(), policies.to_str().unwrap());
+    let token = server.login("root");
+    let version = || {
+        server.get("/api/v1/policies", &token).1["policy_version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let v1 = version();
+    let mut length = std::fs::read_to_string(policies.join("length.toml")).unwrap();
+    length.push_str("\n# touched\n");
+    std::fs::write(policies.join("length.toml"), length).unwrap();
+    server.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while version() == v1 {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the policies"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.terminate().success());
 }
 
 #[test]
@@ -148,13 +237,12 @@ fn a_bad_setting_stops_the_start_and_is_named() {
 #[test]
 fn serve_refuses_a_broken_policy_set_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    for entry in std::fs::read_dir(repo("policies")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
-    }
-    std::fs::write(policies.join("broken.toml"), "[[rule]]\nid = \"x.y\"\nkind = \"pattern\"\ncategory = \"promise\"\nmessage = \"m\"\npatterns = ['''(unclosed''']\n").unwrap();
+    let policies = copy_policies(dir.path());
+    std::fs::write(
+        policies.join("broken.toml"),
+        "[[rule]]\nid = \"x.y\"\nkind = \"pattern\"\ncategory = \"promise\"\nmessage = \"m\"\npatterns = ['''(unclosed''']\n",
+    )
+    .unwrap();
     let out = bin()
         .current_dir(dir.path())
         .env("COUNTERSIGN_BIND", "127.0.0.1:0")
@@ -163,7 +251,10 @@ fn serve_refuses_a_broken_policy_set_naming_file_and_line() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("broken.toml") && err.contains("x.y"), "{err}");
+    assert!(
+        err.contains("broken.toml:6") && err.contains("x.y"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,18 +278,19 @@ fn migrate_is_idempotent() {
 
 #[test]
 fn check_prints_the_report_of_the_contract() {
+    let policies = repo("policies");
     let out = bin()
         .args([
             "check",
             "--policies",
-            &repo("policies"),
+            &policies,
             "--text",
             "Charged to 5105-1051-0510-5100 yesterday.",
         ])
         .output()
         .unwrap();
     assert!(out.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verdict"], "block");
     assert_eq!(report["findings"][0]["category"], "pii.card");
     assert_eq!(report["findings"][0]["start"], 11);
@@ -208,7 +300,7 @@ fn check_prints_the_report_of_the_contract() {
     assert!(report.get("id").is_none());
 
     let mut child = bin()
-        .args(["check", "--policies", &repo("policies"), "--jsonl"])
+        .args(["check", "--policies", &policies, "--jsonl"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -221,7 +313,7 @@ fn check_prints_the_report_of_the_contract() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -263,92 +355,4 @@ fn policy_test_passes_on_the_shipped_sets() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("all examples pass"));
     }
-}
-
-#[test]
-fn sighup_reloads_the_policies() {
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    for entry in std::fs::read_dir(repo("policies")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
-    }
-    let mut add = bin()
-        .current_dir(dir.path())
-        .args(["user", "add", "root", "--role", "admin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long enough password\n")
-        .unwrap();
-    assert!(add.wait().unwrap().success());
-    let mut serve = bin()
-        .current_dir(dir.path())
-        .env("COUNTERSIGN_BIND", "127.0.0.1:0")
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let token = agent
-        .post(format!("{url}/api/v1/login"))
-        .send_json(serde_json::json!({"username": "root", "password": "a long enough password"}))
-        .unwrap()
-        .body_mut()
-        .read_json::<serde_json::Value>()
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let version = || {
-        agent
-            .get(format!("{url}/api/v1/policies"))
-            .header("Authorization", format!("Bearer {token}"))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_json::<serde_json::Value>()
-            .unwrap()["policy_version"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let v1 = version();
-    let mut length = std::fs::read_to_string(policies.join("length.toml")).unwrap();
-    length.push_str("\n# touched\n");
-    std::fs::write(policies.join("length.toml"), length).unwrap();
-    let pid = serve.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while version() == v1 {
-        assert!(
-            Instant::now() < deadline,
-            "SIGHUP did not reload the policies"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(serve.wait().unwrap().success());
 }
