@@ -219,20 +219,16 @@ impl TestApp {
         Reply { status, body, text }
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        let mut req = self.agent.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        self.finish(req.call())
+        self.finish(authed(self.agent.get(self.url(path)), token).call())
     }
 
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        let mut req = self.agent.post(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        self.finish(req.send_json(body))
+        self.finish(authed(self.agent.post(self.url(path)), token).send_json(body))
     }
 
     pub fn post_raw(
@@ -242,30 +238,19 @@ impl TestApp {
         content_type: &str,
         body: &str,
     ) -> Reply {
-        let mut req = self
+        let req = self
             .agent
-            .post(format!("{}{path}", self.base))
+            .post(self.url(path))
             .header("Content-Type", content_type);
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        self.finish(req.send(body))
+        self.finish(authed(req, token).send(body))
     }
 
     pub fn post_empty(&self, path: &str, token: Option<&str>) -> Reply {
-        let mut req = self.agent.post(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        self.finish(req.send_empty())
+        self.finish(authed(self.agent.post(self.url(path)), token).send_empty())
     }
 
     pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        let mut req = self.agent.put(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        self.finish(req.send_json(body))
+        self.finish(authed(self.agent.put(self.url(path)), token).send_json(body))
     }
 
     /// Records a customer's post; returns its id.
@@ -341,6 +326,14 @@ impl TestApp {
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect()
+    }
+}
+
+/// Adds `Authorization: Bearer TOKEN` when there is a token.
+fn authed<B>(req: ureq::RequestBuilder<B>, token: Option<&str>) -> ureq::RequestBuilder<B> {
+    match token {
+        Some(t) => req.header("Authorization", format!("Bearer {t}")),
+        None => req,
     }
 }
 
