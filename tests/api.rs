@@ -784,3 +784,26 @@ fn expired_sessions_and_old_failures_are_pruned() {
     assert_eq!((count("sessions"), count("login_failures")), (0, 0));
     assert_eq!(app.get("/api/v1/drafts", Some(&token)).status, 401);
 }
+
+#[test]
+fn twenty_failed_sign_ins_from_one_address_lock_that_address() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite) else {
+        return;
+    };
+    app.user("ana", &[Role::Agent]);
+    for i in 0..20 {
+        // Five names, four tries each: no username reaches its own limit of five.
+        let r = app.post(
+            "/api/v1/login",
+            None,
+            &json!({"username": format!("someone{}", i % 5), "password": "not it at all"}),
+        );
+        assert_eq!(r.status, 401, "attempt {i}: {}", r.text);
+    }
+    let r = app.post(
+        "/api/v1/login",
+        None,
+        &json!({"username": "ana", "password": common::PASSWORD}),
+    );
+    assert_eq!(r.status, 429, "{}", r.text);
+}
