@@ -483,8 +483,8 @@ pub(crate) fn phones(
             if ndigits > 15 {
                 continue;
             }
-            if let Some(number) = org.parse_phone(cand) {
-                if !(use_org && org.phone_allowed(&number)) {
+            if let Some(key) = org.phone_key_of(cand) {
+                if !(use_org && org.phone_key_allowed(key)) {
                     let mut end = cand_end;
                     let open = text[s..end].matches('(').count();
                     let close = text[s..end].matches(')').count();

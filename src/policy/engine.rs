@@ -4,7 +4,7 @@
 //! rules that can match; only those are then run for their spans); all terms of all `terms`
 //! rules, and the organisation's accepted words, go into one Aho-Corasick automaton.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::config::{FileDef, RuleKind, SourceFile};
@@ -54,12 +54,21 @@ struct TermEntry {
     prefix: bool,
 }
 
+/// What a pattern of the folded `RegexSet` belongs to.
+#[derive(Debug, Clone, Copy)]
+enum SetOwner {
+    /// Pattern `k` of the pattern rule.
+    Pattern(usize, usize),
+    /// Pattern `k` of the `when` list of the require rule.
+    When(usize, usize),
+}
+
 /// A compiled policy set.
 #[derive(Debug)]
 pub(crate) struct Engine {
     pub rules: Vec<Rule>,
     folded_set: RegexSet,
-    folded_owner: Vec<(usize, usize)>,
+    folded_owner: Vec<SetOwner>,
     cs_set: RegexSet,
     cs_owner: Vec<(usize, usize)>,
     terms: Option<AhoCorasick>,
@@ -130,6 +139,7 @@ impl Engine {
         defs: Vec<(usize, FileDef)>,
     ) -> Result<(Engine, Vec<Example>), Vec<PolicyFileError>> {
         let mut errors = Vec::new();
+        super::normalize::warm_up();
         let detectors = match DetectorRegexes::new() {
             Ok(d) => d,
             Err(e) => {
@@ -220,6 +230,8 @@ impl Engine {
             }
         }
 
+        // The phone regions are set: the organisation's phone cache starts afresh.
+        org.id = super::org::fresh_id();
         let mut rules: Vec<Rule> = Vec::new();
         let mut examples = org_examples;
         let mut folded_patterns: Vec<String> = Vec::new();
@@ -351,7 +363,7 @@ impl Engine {
                                 cs_owner.push((rule_index, k));
                             } else {
                                 folded_patterns.push(src_pat);
-                                folded_owner.push((rule_index, k));
+                                folded_owner.push(SetOwner::Pattern(rule_index, k));
                             }
                         }
                         CompiledKind::Pattern {
@@ -398,6 +410,12 @@ impl Engine {
                         }
                         let when = compile_list(&r.when, false, "when", &mut err);
                         let needs = compile_list(&r.needs, false, "needs", &mut err);
+                        // `when` patterns join the one pass of the folded set: the rule
+                        // costs nothing on a draft none of them matches.
+                        for (k, p) in r.when.iter().enumerate().take(when.len()) {
+                            folded_patterns.push(prepare_pattern(p.get_ref()));
+                            folded_owner.push(SetOwner::When(rule_index, k));
+                        }
                         CompiledKind::Require { when, needs }
                     }
                     RuleKind::Length => CompiledKind::Length {
@@ -455,9 +473,16 @@ impl Engine {
         let terms = if term_patterns.is_empty() {
             Ok(None)
         } else {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
-                .build(&term_patterns)
+            // A DFA is the fastest for overlapping search; a huge vocabulary falls back to
+            // whatever the builder picks.
+            let build = |kind| {
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .kind(kind)
+                    .build(&term_patterns)
+            };
+            build(Some(AhoCorasickKind::DFA))
+                .or_else(|_| build(None))
                 .map(Some)
         };
         if !errors.is_empty() {
@@ -495,10 +520,16 @@ impl Engine {
         ))
     }
 
-    /// Runs every rule on `text`; findings sorted by start.
-    pub fn check(&self, text: &str, weighted: usize) -> Vec<Finding> {
+    /// Runs every rule on `text`: its weighted length, and the findings sorted by start.
+    pub fn check(&self, text: &str) -> (usize, Vec<Finding>) {
+        let measured = length::measure(text);
+        let weighted = measured.weighted;
         let norm = normalize(text, true);
         let t = norm.text.as_str();
+        // Cheap facts that rule out whole detectors: every number detector needs a digit,
+        // the e-mail detector an `@` or a bracketed "at".
+        let has_digit = t.bytes().any(|b| b.is_ascii_digit());
+        let maybe_email = t.contains('@') || (t.contains("at") && t.contains(['[', '(', '{']));
         // (rule, start, end) in original characters
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
         let push = |hits: &mut Vec<(usize, usize, usize)>, rule: usize, s: usize, e: usize| {
@@ -507,24 +538,29 @@ impl Engine {
             }
         };
 
-        // pattern rules, folded text
+        // pattern rules and the triggers of require rules, folded text: one pass finds
+        // the patterns that match, only those are run for their spans
+        let mut triggered: Vec<(usize, usize)> = Vec::new();
         if !self.folded_owner.is_empty() {
             for idx in self.folded_set.matches(t).iter() {
-                let (ri, k) = self.folded_owner[idx];
-                if let CompiledKind::Pattern {
-                    regexes,
-                    whole_word,
-                    ..
-                } = &self.rules[ri].kind
-                {
-                    for m in regexes[k].find_iter(t) {
-                        if m.is_empty()
-                            || (*whole_word && !is_whole_word(t, m.start(), m.end(), true))
+                match self.folded_owner[idx] {
+                    SetOwner::Pattern(ri, k) => {
+                        if let CompiledKind::Pattern {
+                            regexes,
+                            whole_word,
+                        } = &self.rules[ri].kind
                         {
-                            continue;
+                            for m in regexes[k].find_iter(t) {
+                                if m.is_empty()
+                                    || (*whole_word && !is_whole_word(t, m.start(), m.end(), true))
+                                {
+                                    continue;
+                                }
+                                push(&mut hits, ri, m.start(), m.end());
+                            }
                         }
-                        push(&mut hits, ri, m.start(), m.end());
                     }
+                    SetOwner::When(ri, k) => triggered.push((ri, k)),
                 }
             }
         }
@@ -586,21 +622,24 @@ impl Engine {
                 CompiledKind::Detector(d) => {
                     let org = rule.allow_org.then_some(&self.org);
                     let found = match d {
-                        DetectorKind::Card => detectors::cards(&self.detectors, t),
-                        DetectorKind::Ssn => detectors::ssns(&self.detectors, t),
-                        DetectorKind::Iban => detectors::ibans(&self.detectors, t),
-                        DetectorKind::Email => detectors::emails(&self.detectors, t, org),
-                        DetectorKind::Phone => {
+                        DetectorKind::Card if has_digit => detectors::cards(&self.detectors, t),
+                        DetectorKind::Ssn if has_digit => detectors::ssns(&self.detectors, t),
+                        DetectorKind::Iban if has_digit => detectors::ibans(&self.detectors, t),
+                        DetectorKind::Email if maybe_email => {
+                            detectors::emails(&self.detectors, t, org)
+                        }
+                        DetectorKind::Phone if has_digit => {
                             detectors::phones(&self.detectors, t, &self.org, rule.allow_org)
                         }
                         DetectorKind::Link => {
-                            for (s, e, url) in length::url_spans(text) {
-                                if !(rule.allow_org && self.org.link_allowed(&url)) {
+                            for &(s, e) in &measured.urls {
+                                if !(rule.allow_org && self.org.link_allowed(&measured.url(s, e))) {
                                     hits.push((ri, s, e));
                                 }
                             }
                             Vec::new()
                         }
+                        _ => Vec::new(),
                     };
                     for (s, e) in found {
                         push(&mut hits, ri, s, e);
@@ -608,8 +647,8 @@ impl Engine {
                 }
                 CompiledKind::Require { when, needs } => {
                     let mut triggers = Vec::new();
-                    for re in when {
-                        for m in re.find_iter(t) {
+                    for &(_, k) in triggered.iter().filter(|&&(r, _)| r == ri) {
+                        for m in when[k].find_iter(t) {
                             if !m.is_empty() {
                                 triggers.push((m.start(), m.end()));
                             }
@@ -622,7 +661,7 @@ impl Engine {
                     }
                 }
                 CompiledKind::Length { max } => {
-                    if let Some(start) = length::overflow_start(text, *max, weighted) {
+                    if let Some(start) = length::overflow_start(&measured, *max) {
                         let total = norm.original_len();
                         if start < total {
                             hits.push((ri, start, total));
@@ -634,7 +673,7 @@ impl Engine {
         }
 
         if hits.is_empty() {
-            return Vec::new();
+            return (weighted, Vec::new());
         }
 
         // exceptions (context that cancels a match) and the accept list
@@ -672,7 +711,7 @@ impl Engine {
         }
         merged
             .sort_by(|a, b| (a.1, a.2, &self.rules[a.0].id).cmp(&(b.1, b.2, &self.rules[b.0].id)));
-        merged
+        let findings = merged
             .into_iter()
             .map(|(ri, s, e)| {
                 let r = &self.rules[ri];
@@ -686,7 +725,8 @@ impl Engine {
                     suggestion: r.suggestion.clone(),
                 }
             })
-            .collect()
+            .collect();
+        (weighted, findings)
     }
 }
 

@@ -39,6 +39,21 @@ fn tlds() -> &'static HashMap<String, TldKind> {
 }
 
 fn tld_kind(label: &[char]) -> Option<TldKind> {
+    // The common case, an ASCII label, is lower-cased on the stack.
+    if label.len() <= 63 && label.iter().all(char::is_ascii) {
+        let mut buf = [0u8; 63];
+        for (b, c) in buf.iter_mut().zip(label) {
+            *b = c.to_ascii_lowercase() as u8;
+        }
+        let s = std::str::from_utf8(&buf[..label.len()]).ok()?;
+        if s.starts_with("xn--")
+            && s.len() > 4
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Some(TldKind::Generic);
+        }
+        return tlds().get(s).copied();
+    }
     let s: String = label.iter().flat_map(|c| c.to_lowercase()).collect();
     if s.starts_with("xn--")
         && s.len() > 4
@@ -51,18 +66,52 @@ fn tld_kind(label: &[char]) -> Option<TldKind> {
 
 /// The weighted length of `text` as X counts it (twitter-text v3).
 pub fn weighted_length(text: &str) -> usize {
-    let chars: Vec<char> = if unicode_normalization::is_nfc_quick(text.chars())
-        == unicode_normalization::IsNormalized::Yes
-    {
-        text.chars().collect()
-    } else {
-        text.nfc().collect()
-    };
-    weighted_length_chars(&chars)
+    measure(text).weighted
 }
 
-fn weighted_length_chars(chars: &[char]) -> usize {
-    let urls = extract_urls(chars);
+/// One pass of the length machinery over a draft: its weighted length, and its characters
+/// and URLs (char ranges) as written, for link rules and for locating a length overflow.
+pub(crate) struct Measured {
+    pub weighted: usize,
+    pub chars: Vec<char>,
+    pub urls: Vec<(usize, usize)>,
+}
+
+impl Measured {
+    /// The URL `s..e` as a string.
+    pub fn url(&self, s: usize, e: usize) -> String {
+        self.chars[s..e].iter().collect()
+    }
+}
+
+/// Measures `text` (see `Measured`). A text already in NFC (nearly every draft) is scanned
+/// for URLs once; otherwise the NFC form is counted and the original scanned for links.
+pub(crate) fn measure(text: &str) -> Measured {
+    let mut chars: Vec<char> = Vec::with_capacity(text.len());
+    chars.extend(text.chars());
+    let is_nfc = text.is_ascii()
+        || unicode_normalization::is_nfc_quick(chars.iter().copied())
+            == unicode_normalization::IsNormalized::Yes;
+    let urls = extract_urls(&chars);
+    let weighted = if text.is_ascii() {
+        // No emoji in ASCII (a keycap needs U+20E3), every character weighs 1.
+        let in_urls: usize = urls.iter().map(|&(s, e)| e - s).sum();
+        chars.len() - in_urls + URL_WEIGHT * urls.len()
+    } else if is_nfc {
+        weighted_length_chars(&chars, &urls)
+    } else {
+        let nfc: Vec<char> = text.nfc().collect();
+        let nfc_urls = extract_urls(&nfc);
+        weighted_length_chars(&nfc, &nfc_urls)
+    };
+    Measured {
+        weighted,
+        chars,
+        urls,
+    }
+}
+
+fn weighted_length_chars(chars: &[char], urls: &[(usize, usize)]) -> usize {
     let mut total = 0usize;
     let mut i = 0usize;
     let mut next_url = urls.iter().peekable();
@@ -88,15 +137,14 @@ fn weighted_length_chars(chars: &[char]) -> usize {
 
 /// For a text over `max`, the character index (into the original text) of the first
 /// character that takes the weighted length past `max`. `None` when the text fits.
-pub(crate) fn overflow_start(text: &str, max: usize, weighted: usize) -> Option<usize> {
-    if weighted <= max {
+pub(crate) fn overflow_start(m: &Measured, max: usize) -> Option<usize> {
+    if m.weighted <= max {
         return None;
     }
     // Locate the overflow on the original characters (NFC only merges combining marks,
     // so this is the same point, give or take a mark).
-    let chars: Vec<char> = text.chars().collect();
-    let urls = extract_urls(&chars);
-    let mut next_url = urls.iter().peekable();
+    let chars = &m.chars[..];
+    let mut next_url = m.urls.iter().peekable();
     let mut total = 0usize;
     let mut i = 0usize;
     while i < chars.len() {
@@ -105,7 +153,7 @@ pub(crate) fn overflow_start(text: &str, max: usize, weighted: usize) -> Option<
                 next_url.next();
                 (URL_WEIGHT, e - s)
             }
-            _ => match emoji_len(&chars, i) {
+            _ => match emoji_len(chars, i) {
                 Some(len) => (EMOJI_WEIGHT, len),
                 None => (char_weight(chars[i]), 1),
             },
@@ -170,9 +218,21 @@ fn element_end(chars: &[char], i: usize) -> usize {
     j
 }
 
+/// Ranges without pictographs or regional indicators (most non-Latin scripts, CJK, Hangul),
+/// and non-ASCII below U+A9: no emoji can start there (keycaps start with ASCII).
+fn no_emoji_here(c: char) -> bool {
+    matches!(c as u32, 0x80..=0xA8 | 0xAA..=0xAD | 0xAF..=0x203B | 0x2B56..=0x302F
+        | 0x303E..=0x3296 | 0x329A..=0x1EFFF)
+}
+
 /// Length in chars of the emoji sequence starting at `i`, if one starts there.
 fn emoji_len(chars: &[char], i: usize) -> Option<usize> {
     let c = *chars.get(i)?;
+    // Between U+3299 and U+1F000 there is neither a pictograph nor a regional indicator;
+    // below U+A9 only keycaps (handled next).
+    if no_emoji_here(c) {
+        return None;
+    }
     if c.is_ascii() && !(c.is_ascii_digit() || c == '#' || c == '*') {
         return None;
     }
@@ -483,12 +543,44 @@ fn url_tail(chars: &[char], d: usize, tco: bool) -> usize {
 /// char ranges, sorted, not overlapping.
 pub(crate) fn extract_urls(chars: &[char]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
+    // Every URL has a domain of at least two labels.
+    if !chars.contains(&'.') {
+        return out;
+    }
+    // A URL lies inside one run of non-white-space characters holding a dot, and the scan
+    // below never jumps past the white space that ends a run (no URL, domain, protocol or
+    // path character is white space), so runs without a dot are skipped whole.
     let n = chars.len();
-    let mut i = 0usize;
-    while i < n {
+    let mut run_start = 0usize;
+    while run_start < n {
+        if chars[run_start].is_whitespace() {
+            run_start += 1;
+            continue;
+        }
+        let mut run_end = run_start;
+        let mut dotted = false;
+        while run_end < n && !chars[run_end].is_whitespace() {
+            dotted |= chars[run_end] == '.';
+            run_end += 1;
+        }
+        if dotted {
+            scan_urls(chars, run_start, run_end, &mut out);
+        }
+        run_start = run_end;
+    }
+    out
+}
+
+/// The URL scan of `extract_urls` from `from`, until it reaches `to`.
+fn scan_urls(chars: &[char], from: usize, to: usize, out: &mut Vec<(usize, usize)>) {
+    let n = chars.len();
+    let mut i = from;
+    while i < to {
         let preceding_ok = i == 0 || valid_preceding(chars[i - 1]);
         // With a protocol.
-        let proto = if starts_with_ci(chars, i, "https://") {
+        let proto = if !matches!(chars[i], 'h' | 'H') {
+            0
+        } else if starts_with_ci(chars, i, "https://") {
             8
         } else if starts_with_ci(chars, i, "http://") {
             7
@@ -544,16 +636,13 @@ pub(crate) fn extract_urls(chars: &[char]) -> Vec<(usize, usize)> {
         }
         i += 1;
     }
-    out
 }
 
 /// URLs of `text` as char ranges of `text` itself (no NFC), for link rules.
+#[cfg(test)]
 pub(crate) fn url_spans(text: &str) -> Vec<(usize, usize, String)> {
-    let chars: Vec<char> = text.chars().collect();
-    extract_urls(&chars)
-        .into_iter()
-        .map(|(s, e)| (s, e, chars[s..e].iter().collect()))
-        .collect()
+    let m = measure(text);
+    m.urls.iter().map(|&(s, e)| (s, e, m.url(s, e))).collect()
 }
 
 #[cfg(test)]
@@ -591,6 +680,15 @@ mod tests {
             urls("https://example.com/terms?x=1)."),
             vec!["https://example.com/terms?x=1"]
         );
+    }
+
+    #[test]
+    fn emoji_fast_path_skips_no_emoji() {
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            if no_emoji_here(c) {
+                assert!(!is_pictographic(c) && !is_regional_indicator(c) && !c.is_ascii());
+            }
+        }
     }
 
     #[test]

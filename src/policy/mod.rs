@@ -73,7 +73,7 @@ impl PolicySet {
             Engine::compile(&sources, defs).map_err(|errors| PolicyLoadError { errors })?;
         for ex in &examples {
             let src = &sources[ex.file];
-            let findings = engine.check(&ex.text, weighted_length(&ex.text));
+            let (_, findings) = engine.check(&ex.text);
             match ex.rule {
                 Some(ri) => {
                     let rule = &engine.rules[ri];
@@ -118,8 +118,7 @@ impl PolicySet {
 
     /// Checks one draft. The report's `id` is `None`.
     pub fn check(&self, text: &str) -> CheckReport {
-        let weighted = weighted_length(text);
-        let findings = self.engine.check(text, weighted);
+        let (weighted, findings) = self.engine.check(text);
         let verdict = findings
             .iter()
             .map(|f| f.severity.verdict())

@@ -178,6 +178,30 @@ impl Builder {
     }
 
     fn emit(&mut self, d: char, orig: u32) {
+        if d.is_ascii() {
+            if d.is_ascii_whitespace() || d == '\u{0B}' {
+                if !self.last_space {
+                    self.push(' ', orig);
+                    self.last_space = true;
+                }
+                return;
+            }
+            self.last_space = false;
+            let d = if d == '`' { '\'' } else { d };
+            let d = if self.fold_case {
+                d.to_ascii_lowercase()
+            } else {
+                d
+            };
+            self.text.push(d);
+            self.map.push(orig);
+            return;
+        }
+        if is_plain(d) {
+            self.last_space = false;
+            self.push(d, orig);
+            return;
+        }
         if is_combining_mark(d) || is_invisible(d) {
             return;
         }
@@ -213,9 +237,124 @@ impl Builder {
     }
 }
 
+/// Characters below this bound are looked up in the table of `plain_table`.
+const PLAIN_LIMIT: u32 = 0x20000;
+
+/// True when normalisation keeps `c` exactly as it is whatever the case folding: not
+/// invisible, not a mark, not white space, its own look-alike skeleton, its own
+/// compatibility decomposition and its own lower case (CJK ideographs, kana without voicing
+/// marks, Hangul jamo, emoji, most symbols...). Computed from the very functions the general
+/// path uses.
+fn plain_by_definition(c: char) -> bool {
+    if c.is_ascii() || c == 'ß' || c == 'ẞ' {
+        return false;
+    }
+    if is_invisible(c) || is_combining_mark(c) || c.is_whitespace() || skeleton(c) != c {
+        return false;
+    }
+    let mut same = true;
+    let mut n = 0;
+    decompose_compatible(c, |d| {
+        n += 1;
+        same &= d == c;
+    });
+    if !(same && n == 1) {
+        return false;
+    }
+    let mut lower = c.to_lowercase();
+    lower.next() == Some(c) && lower.next().is_none()
+}
+
+/// One bit per character below `PLAIN_LIMIT`: `plain_by_definition`, computed once.
+fn plain_table() -> &'static [u64] {
+    static TABLE: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut bits = vec![0u64; (PLAIN_LIMIT as usize).div_ceil(64)];
+        for cp in 0..PLAIN_LIMIT {
+            if char::from_u32(cp).is_some_and(plain_by_definition) {
+                bits[(cp / 64) as usize] |= 1 << (cp % 64);
+            }
+        }
+        bits
+    })
+}
+
+/// Builds the lookup table ahead of the first check (a few milliseconds).
+pub(crate) fn warm_up() {
+    let _ = plain_table();
+}
+
+/// See `plain_by_definition`.
+fn is_plain(c: char) -> bool {
+    let cp = c as u32;
+    if cp < PLAIN_LIMIT {
+        plain_table()
+            .get((cp / 64) as usize)
+            .is_some_and(|w| w & (1 << (cp % 64)) != 0)
+    } else {
+        plain_by_definition(c)
+    }
+}
+
+/// The normalised view of an all-ASCII text: lower-cased (or not), the back-quote read as an
+/// apostrophe, runs of white space collapsed to one space. Every other ASCII character is
+/// kept, so bytes map one-to-one except where white space collapses.
+fn normalize_ascii(input: &str, fold_case: bool) -> Normalized {
+    let bytes = input.as_bytes();
+    let is_space = |c: u8| matches!(c, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ');
+    if !bytes.windows(2).any(|w| is_space(w[0]) && is_space(w[1])) {
+        // Nothing collapses: byte for byte, in two simple loops.
+        let text: Vec<u8> = bytes
+            .iter()
+            .map(|&c| match c {
+                c if is_space(c) => b' ',
+                b'`' => b'\'',
+                c if fold_case => c.to_ascii_lowercase(),
+                c => c,
+            })
+            .collect();
+        return Normalized {
+            text: String::from_utf8(text).unwrap_or_default(),
+            map: (0..bytes.len() as u32).collect(),
+            orig_chars: bytes.len(),
+        };
+    }
+    let mut text = Vec::with_capacity(bytes.len());
+    let mut map = Vec::with_capacity(bytes.len());
+    let mut last_space = false;
+    for (i, &c) in bytes.iter().enumerate() {
+        // char::is_whitespace for ASCII: tab, line feed, vertical tab, form feed, CR, space
+        if matches!(c, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ') {
+            if !last_space {
+                text.push(b' ');
+                map.push(i as u32);
+                last_space = true;
+            }
+            continue;
+        }
+        last_space = false;
+        let c = match c {
+            b'`' => b'\'',
+            c if fold_case => c.to_ascii_lowercase(),
+            c => c,
+        };
+        text.push(c);
+        map.push(i as u32);
+    }
+    Normalized {
+        // Only ASCII bytes were pushed.
+        text: String::from_utf8(text).unwrap_or_default(),
+        map,
+        orig_chars: bytes.len(),
+    }
+}
+
 /// Builds the normalised view of `input`. With `fold_case` false, letters keep their case
 /// (used by case-sensitive rules); everything else is the same.
 pub(crate) fn normalize(input: &str, fold_case: bool) -> Normalized {
+    if input.is_ascii() && u32::try_from(input.len()).is_ok() {
+        return normalize_ascii(input, fold_case);
+    }
     let mut b = Builder {
         text: String::with_capacity(input.len()),
         map: Vec::with_capacity(input.len()),
@@ -228,6 +367,11 @@ pub(crate) fn normalize(input: &str, fold_case: bool) -> Normalized {
         count = count.saturating_add(1);
         if c.is_ascii() {
             b.emit(c, orig);
+            continue;
+        }
+        if is_plain(c) {
+            b.last_space = false;
+            b.push(c, orig);
             continue;
         }
         if is_invisible(c) {
@@ -350,6 +494,55 @@ mod tests {
                 let (s, e) = n.to_original(0, n.text.len()).expect("whole text maps");
                 proptest::prop_assert!(s < e && e <= len);
             }
+        }
+    }
+
+    /// The fast paths give exactly what the general path gives.
+    #[test]
+    fn fast_paths_agree_with_the_general_path() {
+        for c in (0..PLAIN_LIMIT).filter_map(char::from_u32) {
+            assert_eq!(is_plain(c), plain_by_definition(c), "{c:?}");
+            if is_plain(c) {
+                // the general path would give the same character, mapped the same way
+                let s = c.to_string();
+                let mut b = Builder {
+                    text: String::new(),
+                    map: Vec::new(),
+                    fold_case: true,
+                    last_space: false,
+                };
+                decompose_compatible(skeleton(c), |d| {
+                    if is_combining_mark(d) || is_invisible(d) || d.is_whitespace() {
+                        b.text.push('!');
+                        return;
+                    }
+                    for l in skeleton(d).to_lowercase() {
+                        b.push(skeleton(l), 0);
+                    }
+                });
+                assert_eq!(b.text, s, "{c:?}");
+            }
+            if c.is_ascii() {
+                assert!(!is_invisible(c) && !is_combining_mark(c));
+                assert_eq!(c.is_whitespace(), c.is_ascii_whitespace() || c == '\u{0B}');
+                let s = skeleton(c);
+                assert!(s == c || (c == '`' && s == '\''), "{c:?}");
+            }
+        }
+        for s in [
+            "a  b\t\n c`D",
+            " \x0B x",
+            "ABC  ",
+            "",
+            "\r\n",
+            "Hi\tthere`X.\x0B",
+        ] {
+            let fast = normalize_ascii(s, true);
+            let mut with_marker = s.to_string();
+            with_marker.push('\u{00E9}');
+            let general = normalize(&with_marker, true);
+            assert_eq!(general.text, format!("{}e", fast.text));
+            assert_eq!(&general.map[..fast.map.len()], &fast.map[..]);
         }
     }
 

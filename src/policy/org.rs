@@ -1,6 +1,11 @@
 //! The organisation's own contact points: the allow lists every detector consults, and the
 //! accepted vocabulary that cancels matches of word and pattern rules.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use phonenumber::country::Id as Region;
 use phonenumber::PhoneNumber;
 
@@ -23,6 +28,48 @@ pub(crate) struct Organisation {
     pub handles: Vec<String>,
     pub links: Vec<LinkPrefix>,
     pub accept: Vec<String>,
+    /// Tells the phone cache apart from that of other organisations (other regions).
+    pub id: u64,
+}
+
+/// A new organisation id (see `Organisation::id`).
+pub(crate) fn fresh_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// FNV-1a: the phone cache's keys are short, SipHash would cost more than the lookup saves.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// Phone candidates already parsed on this thread: (organisation, text) to the number's key,
+/// or `None` when it is no valid number. Parsing with libphonenumber's metadata costs tens
+/// of microseconds; the same numbers come back again and again (our own numbers in many
+/// replies, and the same draft re-checked on every keystroke of live feedback). Bounded:
+/// emptied when full.
+type PhoneCache = HashMap<(u64, Box<str>), Option<(u16, u64)>, BuildHasherDefault<Fnv>>;
+const PHONE_CACHE_MAX: usize = 4096;
+
+thread_local! {
+    static PHONE_CACHE: RefCell<PhoneCache> = RefCell::new(PhoneCache::default());
 }
 
 impl Default for Organisation {
@@ -35,6 +82,7 @@ impl Default for Organisation {
             handles: Vec::new(),
             links: Vec::new(),
             accept: Vec::new(),
+            id: fresh_id(),
         }
     }
 }
@@ -88,13 +136,35 @@ impl Organisation {
         })
     }
 
+    /// `parse_phone` then `phone_key`, remembered per thread (see `PhoneCache`).
+    pub fn phone_key_of(&self, s: &str) -> Option<(u16, u64)> {
+        let cached = PHONE_CACHE.with(|c| {
+            c.try_borrow()
+                .ok()
+                .and_then(|m| m.get(&(self.id, Box::<str>::from(s))).copied())
+        });
+        if let Some(hit) = cached {
+            return hit;
+        }
+        let key = self.parse_phone(s).map(|n| Self::phone_key(&n));
+        PHONE_CACHE.with(|c| {
+            if let Ok(mut m) = c.try_borrow_mut() {
+                if m.len() >= PHONE_CACHE_MAX {
+                    m.clear();
+                }
+                m.insert((self.id, s.into()), key);
+            }
+        });
+        key
+    }
+
+    pub fn phone_key_allowed(&self, key: (u16, u64)) -> bool {
+        self.phones.contains(&key)
+    }
+
     /// The key a phone number is compared by.
     pub fn phone_key(n: &PhoneNumber) -> (u16, u64) {
         (n.code().value(), n.national().value())
-    }
-
-    pub fn phone_allowed(&self, n: &PhoneNumber) -> bool {
-        self.phones.contains(&Self::phone_key(n))
     }
 
     pub fn email_allowed(&self, canonical: &str) -> bool {
