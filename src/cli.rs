@@ -171,7 +171,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         "policies loaded"
     );
     let runtime = actix_web::rt::System::new();
-    runtime.block_on(app.run(|_| {
+    runtime.block_on(app.run(move |_| {
         println!("countersign listening on http://{addr}");
         let _ = std::io::stdout().flush();
     }))?;

@@ -10,6 +10,7 @@ use crate::http::{self, middleware::Metrics, AppState};
 use actix_web::{web, HttpServer};
 use std::net::TcpListener;
 use std::sync::Arc;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::Notify;
 
 /// A service ready to run: migrated, policies loaded, socket bound.
@@ -53,8 +54,9 @@ impl Application {
     /// stops the workers. `on_ready` gets the server handle once it accepts connections.
     pub async fn run(
         self,
-        on_ready: impl FnOnce(actix_web::dev::ServerHandle),
+        on_ready: impl FnOnce(actix_web::dev::ServerHandle) + Send + 'static,
     ) -> std::io::Result<()> {
+        let addr = self.local_addr();
         let metrics = Metrics::new().map_err(std::io::Error::other)?;
         let state = web::Data::new(AppState {
             ctx: self.ctx.clone(),
@@ -63,8 +65,23 @@ impl Application {
         let server = HttpServer::new(move || http::app(state.clone()))
             .listen(self.listener)?
             .shutdown_timeout(30)
+            // Our own handler below: actix treats Ctrl-C as a forced stop, dropping requests
+            // in flight, and the contract wants both signals to finish them.
+            .disable_signals()
             .run();
-        on_ready(server.handle());
+        // Listen for the signals before saying we are ready, so that none arrives unheard.
+        let term = signal(SignalKind::terminate())?;
+        let int = signal(SignalKind::interrupt())?;
+        let hup = signal(SignalKind::hangup())?;
+        let handle = server.handle();
+        let stopper = tokio::spawn(stop_gracefully_on_signal(handle.clone(), term, int));
+        let reloader = tokio::spawn(reload_on_sighup(self.ctx.policies.clone(), hup));
+        // Ready means answering: actix starts its workers after this point, and until they run
+        // a connection would only wait in the backlog.
+        let ready = tokio::spawn(async move {
+            wait_until_serving(addr).await;
+            on_ready(handle);
+        });
 
         let channel: Arc<dyn Channel> =
             Arc::new(LogChannel::new(self.ctx.settings.post_log.clone()));
@@ -75,7 +92,6 @@ impl Application {
             self.ctx.posting_wakeup.clone(),
             stop.clone(),
         ));
-        let reloader = tokio::spawn(reload_on_sighup(self.ctx.policies.clone()));
         let housekeeping = tokio::spawn(prune_hourly(self.ctx.db.clone()));
 
         let result = server.await;
@@ -83,8 +99,50 @@ impl Application {
         let _ = worker.await;
         reloader.abort();
         housekeeping.abort();
+        stopper.abort();
+        ready.abort();
         result
     }
+}
+
+/// Returns once the server at `addr` answers `GET /healthz`.
+async fn wait_until_serving(addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut target = addr;
+    if addr.ip().is_unspecified() {
+        target.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    loop {
+        if let Ok(mut conn) = tokio::net::TcpStream::connect(target).await {
+            let probe = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+            let mut head = [0u8; 12];
+            if conn.write_all(probe).await.is_ok()
+                && conn.read_exact(&mut head).await.is_ok()
+                && &head == b"HTTP/1.1 200"
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// SIGTERM or Ctrl-C (SIGINT): stop accepting, finish the requests in flight (up to the
+/// shutdown timeout), then let `run` stop the workers.
+async fn stop_gracefully_on_signal(
+    handle: actix_web::dev::ServerHandle,
+    mut term: Signal,
+    mut int: Signal,
+) {
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stopping: finishing requests in flight");
+    handle.stop(true).await;
 }
 
 /// Removes expired sessions and old failed sign-ins once an hour.
@@ -100,26 +158,17 @@ async fn prune_hourly(db: crate::db::Db) {
 
 /// SIGHUP reloads the policies, like `POST /policies/reload`; a broken set is logged and the
 /// set in force stays.
-async fn reload_on_sighup(policies: PolicyStore) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            let store = policies.clone();
-            match tokio::task::spawn_blocking(move || store.reload()).await {
-                Ok(Ok(set)) => {
-                    tracing::info!(policy_version = set.version(), "policies reloaded (SIGHUP)")
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "policy reload failed; the policies in force stay")
-                }
-                Err(e) => tracing::error!(error = %e, "policy reload task failed"),
+async fn reload_on_sighup(policies: PolicyStore, mut hup: Signal) {
+    while hup.recv().await.is_some() {
+        let store = policies.clone();
+        match tokio::task::spawn_blocking(move || store.reload()).await {
+            Ok(Ok(set)) => {
+                tracing::info!(policy_version = set.version(), "policies reloaded (SIGHUP)")
             }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "policy reload failed; the policies in force stay")
+            }
+            Err(e) => tracing::error!(error = %e, "policy reload task failed"),
         }
     }
-    #[cfg(not(unix))]
-    let _ = policies;
 }

@@ -69,7 +69,7 @@ impl Server {
             .env("COUNTERSIGN_BIND", "127.0.0.1:0")
             .arg("serve")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -124,14 +124,22 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(self) -> std::process::ExitStatus {
         self.signal("-TERM");
+        self.terminate_wait()
+    }
+
+    /// Waits (bounded) for the process to exit after a signal.
+    fn terminate_wait(mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop after the signal"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -355,4 +363,49 @@ fn policy_test_passes_on_the_shipped_sets() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("all examples pass"));
     }
+}
+
+#[test]
+fn ctrl_c_finishes_the_requests_in_flight() {
+    use std::io::Read;
+    use std::sync::{Arc, Barrier};
+    let dir = tempfile::tempdir().unwrap();
+    assert!(add_user(dir.path(), &["ana", "--role", "agent"])
+        .status
+        .success());
+    let server = Server::start(dir.path(), &repo("policies"));
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let body = json!({"username": "ana", "password": PASSWORD}).to_string();
+    let request = format!(
+        "POST /api/v1/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // Each sign-in hashes a password (tens of milliseconds): eight of them on two cores are
+    // still being answered when the signal arrives.
+    let sent = Arc::new(Barrier::new(9));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, request, sent) = (addr.clone(), request.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+                conn.write_all(request.as_bytes()).unwrap();
+                sent.wait();
+                let mut answer = String::new();
+                let _ = conn.read_to_string(&mut answer);
+                answer
+            })
+        })
+        .collect();
+    sent.wait();
+    std::thread::sleep(Duration::from_millis(20));
+    server.signal("-INT");
+    for c in clients {
+        let answer = c.join().unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "a request in flight was dropped: {answer:?}\n{}",
+            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+        );
+    }
+    assert!(server.terminate_wait().success());
 }
