@@ -1,7 +1,9 @@
 //! The command line (spec/api.md "Running", spec/checks.md "The check command",
 //! spec/audit.md "Verify and export").
 
-use crate::app::{self, PolicyStore};
+mod check;
+
+use crate::app;
 use crate::audit::Actor;
 use crate::config::Settings;
 use crate::db::Db;
@@ -9,7 +11,7 @@ use crate::domain::roles::Role;
 use crate::policy::PolicySet;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -129,7 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             policies,
             text,
             jsonl,
-        } => check(&policies, text, jsonl),
+        } => check::run(&policies, text, jsonl),
         Command::Policy(PolicyCommand::Test { policies }) => {
             let set = load_policies(&policies)?;
             println!(
@@ -182,119 +184,6 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 fn load_policies(dir: &std::path::Path) -> anyhow::Result<PolicySet> {
     PolicySet::load(dir)
         .map_err(|e| anyhow::anyhow!("the policy set {} is invalid:\n{e}", dir.display()))
-}
-
-fn check(policies: &std::path::Path, text: Option<String>, jsonl: bool) -> anyhow::Result<bool> {
-    let set = PolicyStore::load(policies)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .current();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if jsonl {
-        #[derive(serde::Deserialize)]
-        struct Line {
-            #[serde(default)]
-            id: Option<serde_json::Value>,
-            text: String,
-        }
-        // One line: its report as a JSON line, or the error that stops the run.
-        let report_line = |n: usize, line: &str| -> anyhow::Result<Vec<u8>> {
-            let parsed: Line = serde_json::from_str(line)
-                .with_context(|| format!("stdin line {n}: not a JSON object with \"text\""))?;
-            let mut report = set.check(&parsed.text);
-            report.id = parsed.id.map(|v| match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            });
-            let mut buf = serde_json::to_vec(&report)?;
-            buf.push(b'\n');
-            Ok(buf)
-        };
-        // Lines are read in chunks and each chunk is checked on every core; the reports are
-        // written in input order, and a bad line stops the run after the reports before it,
-        // exactly as one line at a time would.
-        const CHUNK: usize = 4096;
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
-        let mut number = 0usize;
-        let mut chunk: Vec<(usize, String)> = Vec::with_capacity(CHUNK);
-        let mut read_error = None;
-        loop {
-            chunk.clear();
-            while chunk.len() < CHUNK {
-                let mut line = String::new();
-                match input.read_line(&mut line) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => {
-                        read_error = Some(anyhow::Error::new(e).context("cannot read stdin"));
-                        break;
-                    }
-                }
-                number += 1;
-                if line.ends_with('\n') {
-                    line.pop();
-                    if line.ends_with('\r') {
-                        line.pop();
-                    }
-                }
-                if !line.trim().is_empty() {
-                    chunk.push((number, line));
-                }
-            }
-            let done = chunk.len() < CHUNK;
-            let per_worker = chunk.len().div_ceil(workers).max(1);
-            let results: Vec<anyhow::Result<Vec<u8>>> = if workers < 2 || chunk.len() < 64 {
-                chunk.iter().map(|(n, l)| report_line(*n, l)).collect()
-            } else {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = chunk
-                        .chunks(per_worker)
-                        .map(|part| {
-                            scope.spawn(|| {
-                                part.iter()
-                                    .map(|(n, l)| report_line(*n, l))
-                                    .collect::<Vec<_>>()
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .flat_map(|h| match h.join() {
-                            Ok(r) => r,
-                            Err(_) => vec![Err(anyhow::anyhow!("a checking thread failed"))],
-                        })
-                        .collect()
-                })
-            };
-            for r in results {
-                out.write_all(&r?)?;
-            }
-            if let Some(e) = read_error {
-                return Err(e);
-            }
-            if done {
-                break;
-            }
-        }
-    } else {
-        let text = match text {
-            Some(t) => t,
-            None => {
-                let mut buf = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut buf)
-                    .context("cannot read stdin")?;
-                buf.strip_suffix('\n')
-                    .map(|s| s.strip_suffix('\r').unwrap_or(s).to_string())
-                    .unwrap_or(buf)
-            }
-        };
-        serde_json::to_writer_pretty(&mut out, &set.check(&text))?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(true)
 }
 
 /// The new user's password: a prompt without echo on a terminal, else the first line of
