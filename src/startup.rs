@@ -25,9 +25,10 @@ impl Application {
     /// Errors: a database that cannot be opened, a broken policy set (file, line, rule), an
     /// address in use.
     pub fn build(settings: Settings) -> Result<Application> {
+        // Policies first: a broken set stops the start before anything is created on disk.
+        let policies = PolicyStore::load(&settings.policies)?;
         let db = Db::connect(&settings.database_url, 16)?;
         db.migrate()?;
-        let policies = PolicyStore::load(&settings.policies)?;
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", settings.bind)))?;
         Ok(Application {
