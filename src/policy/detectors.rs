@@ -44,7 +44,6 @@ impl DetectorKind {
 /// Regular expressions of the detectors, compiled once per policy set.
 #[derive(Debug)]
 pub(crate) struct DetectorRegexes {
-    chain: Regex,
     phone: Regex,
     iban: Regex,
     email: Regex,
@@ -54,8 +53,6 @@ pub(crate) struct DetectorRegexes {
 impl DetectorRegexes {
     pub fn new() -> Result<Self, regex::Error> {
         Ok(DetectorRegexes {
-            // digits with single separators: space, dash, dot, underscore, spaced dash
-            chain: Regex::new(r"[0-9](?:(?: ?[-._] ?| )?[0-9])*")?,
             phone: Regex::new(r"(?:\+ ?)?\(?[0-9]+\)?(?:(?: ?[-.] ?| )?\(?[0-9]+\)?)*")?,
             iban: Regex::new(r"[a-z]{2}[0-9]{2}(?:[ -]?[a-z0-9]){10,30}")?,
             email: Regex::new(
@@ -70,6 +67,50 @@ impl DetectorRegexes {
 
 /// A detector hit: byte range in the normalised text.
 pub(crate) type Hit = (usize, usize);
+
+/// The chains of digits with single separators (space, dash, dot, underscore, spaced
+/// dash) that card and SSN numbers are looked for in: the matches, as `Regex::find_iter`
+/// gives them, of `CHAIN_PATTERN`, found by hand (a regex search per chain costs far more).
+pub(crate) fn digit_chains(text: &str) -> Vec<Hit> {
+    let b = text.as_bytes();
+    let n = b.len();
+    let digit = |k: usize| k < n && b[k].is_ascii_digit();
+    let sep = |k: usize| k < n && matches!(b[k], b'-' | b'.' | b'_');
+    let space = |k: usize| k < n && b[k] == b' ';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut e = i + 1;
+        // One more `(?: ?[-._] ?| )?[0-9]` while one fits, its alternatives tried in the
+        // regex's order of preference (greedy `?` first). Nothing follows the repetition,
+        // so the first alternative that fits is the one the regex takes.
+        loop {
+            e = if space(e) && sep(e + 1) && space(e + 2) && digit(e + 3) {
+                e + 4
+            } else if (space(e) && sep(e + 1) || sep(e) && space(e + 1)) && digit(e + 2) {
+                e + 3
+            } else if (sep(e) || space(e)) && digit(e + 1) {
+                e + 2
+            } else if digit(e) {
+                e + 1
+            } else {
+                break;
+            };
+        }
+        out.push((start, e));
+        i = e;
+    }
+    out
+}
+
+/// The regular expression `digit_chains` follows (a unit test holds it to it).
+#[cfg(test)]
+const CHAIN_PATTERN: &str = r"[0-9](?:(?: ?[-._] ?| )?[0-9])*";
 
 fn char_before(text: &str, i: usize) -> Option<char> {
     text[..i].chars().next_back()
@@ -188,10 +229,9 @@ fn is_card_number(digits: &[u8]) -> bool {
 }
 
 /// Payment card numbers.
-pub(crate) fn cards(re: &DetectorRegexes, text: &str) -> Vec<Hit> {
+pub(crate) fn cards(chains: &[Hit], text: &str) -> Vec<Hit> {
     let mut out = Vec::new();
-    for m in re.chain.find_iter(text) {
-        let (s, e) = (m.start(), m.end());
+    for &(s, e) in chains {
         if !free_standing(text, s, e) {
             continue;
         }
@@ -247,10 +287,9 @@ fn ssn_valid(area: u32, group: u32, serial: u32) -> bool {
 
 /// US social security numbers: 3-2-4 digits with separators, or 9 digits right after
 /// "SSN" / "social security number".
-pub(crate) fn ssns(re: &DetectorRegexes, text: &str) -> Vec<Hit> {
+pub(crate) fn ssns(re: &DetectorRegexes, chains: &[Hit], text: &str) -> Vec<Hit> {
     let mut out = Vec::new();
-    for m in re.chain.find_iter(text) {
-        let (s, e) = (m.start(), m.end());
+    for &(s, e) in chains {
         if !free_standing(text, s, e) {
             continue;
         }
@@ -379,6 +418,10 @@ pub(crate) fn ibans(re: &DetectorRegexes, text: &str) -> Vec<Hit> {
 
 /// Canonical form of a matched e-mail address: `[at]`/`(dot)` spelled out, spaces removed.
 pub(crate) fn canonical_email(raw: &str) -> String {
+    if !raw.contains(|c: char| c.is_whitespace() || matches!(c, '[' | '(' | '{')) {
+        // nothing spelled out, no space: only the dots at either end go
+        return raw.trim_matches('.').to_string();
+    }
     let mut s: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
     for (from, to) in [
         ("[at]", "@"),
@@ -506,6 +549,49 @@ mod tests {
 
     fn re() -> DetectorRegexes {
         DetectorRegexes::new().expect("detector regexes compile")
+    }
+
+    fn cards(_: &DetectorRegexes, text: &str) -> Vec<Hit> {
+        super::cards(&digit_chains(text), text)
+    }
+
+    fn ssns(r: &DetectorRegexes, text: &str) -> Vec<Hit> {
+        super::ssns(r, &digit_chains(text), text)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn digit_chains_are_the_regex_matches(text in "[0-9 ._\\-a\u{e9}\u{ff10}]{0,60}") {
+            let chain = Regex::new(CHAIN_PATTERN).expect("compiles");
+            let want: Vec<Hit> = chain.find_iter(&text).map(|m| (m.start(), m.end())).collect();
+            proptest::prop_assert_eq!(digit_chains(&text), want);
+        }
+    }
+
+    #[test]
+    fn digit_chains_examples() {
+        let chain = Regex::new(CHAIN_PATTERN).expect("compiles");
+        for t in [
+            "1 - 2",
+            "1 -2",
+            "1- 2",
+            "1 - - 2",
+            "1  2",
+            "1 -  2",
+            "1._2",
+            "12 .3",
+            "4012 8888 8888 1881",
+            "5105 - 1051 - 0510 - 5100",
+            "1-",
+            "-1",
+            " 1 ",
+            "1 -",
+            "a1b2 3.",
+            "1.2.3.4.5",
+        ] {
+            let want: Vec<Hit> = chain.find_iter(t).map(|m| (m.start(), m.end())).collect();
+            assert_eq!(digit_chains(t), want, "{t:?}");
+        }
     }
 
     #[test]

@@ -68,11 +68,18 @@ enum SetOwner {
 pub(crate) struct Engine {
     pub rules: Vec<Rule>,
     folded_set: RegexSet,
+    /// All patterns of `folded_set` in one regex: it matches exactly when one of them does,
+    /// and a plain "is there a match" search costs much less than the set's search for
+    /// every pattern that matches. Most drafts match none.
+    folded_any: Option<Regex>,
     folded_owner: Vec<SetOwner>,
     cs_set: RegexSet,
     cs_owner: Vec<(usize, usize)>,
     terms: Option<AhoCorasick>,
     term_owner: Vec<TermEntry>,
+    /// The bytes that occur in some term or accepted word. The automaton is back in its
+    /// start state after any other byte, so long runs of them need not be searched.
+    term_bytes: [bool; 256],
     detectors: DetectorRegexes,
     org: Organisation,
 }
@@ -140,6 +147,7 @@ impl Engine {
     ) -> Result<(Engine, Vec<Example>), Vec<PolicyFileError>> {
         let mut errors = Vec::new();
         super::normalize::warm_up();
+        length::warm_up();
         let detectors = match DetectorRegexes::new() {
             Ok(d) => d,
             Err(e) => {
@@ -462,6 +470,13 @@ impl Engine {
             }
         }
 
+        let mut term_bytes = [false; 256];
+        for p in &term_patterns {
+            for &b in p.as_bytes() {
+                term_bytes[usize::from(b)] = true;
+            }
+        }
+
         let set = |pats: &[String], cs: bool| {
             RegexSetBuilder::new(pats)
                 .case_insensitive(!cs)
@@ -469,6 +484,19 @@ impl Engine {
                 .build()
         };
         let folded_set = set(&folded_patterns, false);
+        // Only a help: a set too large for one regex goes without it.
+        let folded_any = RegexBuilder::new(
+            &folded_patterns
+                .iter()
+                .map(|p| format!("(?:{p})"))
+                .collect::<Vec<_>>()
+                .join("|"),
+        )
+        .case_insensitive(true)
+        .size_limit(REGEX_SIZE_LIMIT * 8)
+        .build()
+        .ok()
+        .filter(|_| !folded_patterns.is_empty());
         let cs_set = set(&cs_patterns, true);
         let terms = if term_patterns.is_empty() {
             Ok(None)
@@ -508,11 +536,13 @@ impl Engine {
             Engine {
                 rules,
                 folded_set,
+                folded_any,
                 folded_owner,
                 cs_set,
                 cs_owner,
                 terms,
                 term_owner,
+                term_bytes,
                 detectors,
                 org,
             },
@@ -541,7 +571,11 @@ impl Engine {
         // pattern rules and the triggers of require rules, folded text: one pass finds
         // the patterns that match, only those are run for their spans
         let mut triggered: Vec<(usize, usize)> = Vec::new();
-        if !self.folded_owner.is_empty() {
+        let any_folded = match &self.folded_any {
+            Some(re) => re.is_match(t),
+            None => !self.folded_owner.is_empty(),
+        };
+        if any_folded {
             for idx in self.folded_set.matches(t).iter() {
                 match self.folded_owner[idx] {
                     SetOwner::Pattern(ri, k) => {
@@ -593,7 +627,9 @@ impl Engine {
         // terms and accepted words
         let mut accepted: Vec<(usize, usize)> = Vec::new();
         if let Some(ac) = &self.terms {
-            for m in ac.find_overlapping_iter(t) {
+            let matches = term_segments(t.as_bytes(), &self.term_bytes)
+                .flat_map(|span| ac.find_overlapping_iter(aho_corasick::Input::new(t).span(span)));
+            for m in matches {
                 let entry = &self.term_owner[m.pattern().as_usize()];
                 if !is_whole_word(t, m.start(), m.end(), !entry.prefix) {
                     continue;
@@ -617,13 +653,21 @@ impl Engine {
         }
 
         // detectors, require and length rules
+        let mut chains: Option<Vec<detectors::Hit>> = None;
         for (ri, rule) in self.rules.iter().enumerate() {
             match &rule.kind {
                 CompiledKind::Detector(d) => {
                     let org = rule.allow_org.then_some(&self.org);
                     let found = match d {
-                        DetectorKind::Card if has_digit => detectors::cards(&self.detectors, t),
-                        DetectorKind::Ssn if has_digit => detectors::ssns(&self.detectors, t),
+                        DetectorKind::Card if has_digit => detectors::cards(
+                            chains.get_or_insert_with(|| detectors::digit_chains(t)),
+                            t,
+                        ),
+                        DetectorKind::Ssn if has_digit => detectors::ssns(
+                            &self.detectors,
+                            chains.get_or_insert_with(|| detectors::digit_chains(t)),
+                            t,
+                        ),
                         DetectorKind::Iban if has_digit => detectors::ibans(&self.detectors, t),
                         DetectorKind::Email if maybe_email => {
                             detectors::emails(&self.detectors, t, org)
@@ -728,6 +772,46 @@ impl Engine {
             .collect();
         (weighted, findings)
     }
+}
+
+/// Runs of no fewer than this many bytes that occur in no term are skipped by the terms
+/// search (shorter ones are not worth a search of their own).
+const TERM_GAP: usize = 16;
+
+/// The parts of `text` the terms automaton must search: every term occurrence lies inside
+/// one of them. A term occurrence holds only bytes of `term_bytes`, and after any other byte
+/// the automaton is back in its start state, so searching the parts one by one finds
+/// exactly the occurrences, in the same order, that a search of the whole text finds.
+fn term_segments<'a>(
+    text: &'a [u8],
+    term_bytes: &'a [bool; 256],
+) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
+    let n = text.len();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        // skip bytes of no term
+        while i < n && !term_bytes[usize::from(text[i])] {
+            i += 1;
+        }
+        if i >= n {
+            return None;
+        }
+        let start = i;
+        let mut gap = 0;
+        while i < n {
+            if term_bytes[usize::from(text[i])] {
+                gap = 0;
+            } else {
+                gap += 1;
+            }
+            i += 1;
+            if gap >= TERM_GAP {
+                break;
+            }
+        }
+        // text[i - gap..i] holds no byte of a term
+        Some(start..i - gap)
+    })
 }
 
 impl Engine {

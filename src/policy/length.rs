@@ -88,10 +88,11 @@ impl Measured {
 /// for URLs once; otherwise the NFC form is counted and the original scanned for links.
 pub(crate) fn measure(text: &str) -> Measured {
     let mut chars: Vec<char> = Vec::with_capacity(text.len());
-    chars.extend(text.chars());
-    let is_nfc = text.is_ascii()
-        || unicode_normalization::is_nfc_quick(chars.iter().copied())
-            == unicode_normalization::IsNormalized::Yes;
+    for c in text.chars() {
+        // never reallocates: a text has no more characters than bytes
+        chars.push(c);
+    }
+    let is_nfc = text.is_ascii() || is_nfc_quick_yes(&chars);
     let urls = extract_urls(&chars);
     let weighted = if text.is_ascii() {
         // No emoji in ASCII (a keycap needs U+20E3), every character weighs 1.
@@ -109,6 +110,59 @@ pub(crate) fn measure(text: &str) -> Measured {
         chars,
         urls,
     }
+}
+
+/// Characters below this bound are looked up in the table of `nfc_starter_table`.
+const NFC_TABLE_LIMIT: u32 = 0x20000;
+
+/// True when `c` is a starter (canonical combining class 0) whose NFC quick-check property
+/// is Yes: a text made only of such characters is in NFC.
+fn nfc_starter_by_definition(c: char) -> bool {
+    unicode_normalization::char::canonical_combining_class(c) == 0
+        && unicode_normalization::is_nfc_quick(std::iter::once(c))
+            == unicode_normalization::IsNormalized::Yes
+}
+
+/// One bit per character below `NFC_TABLE_LIMIT`: `nfc_starter_by_definition`, computed
+/// once.
+fn nfc_starter_table() -> &'static [u64] {
+    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut bits = vec![0u64; (NFC_TABLE_LIMIT as usize).div_ceil(64)];
+        for cp in 0..NFC_TABLE_LIMIT {
+            if char::from_u32(cp).is_some_and(nfc_starter_by_definition) {
+                bits[(cp / 64) as usize] |= 1 << (cp % 64);
+            }
+        }
+        bits
+    })
+}
+
+/// Builds the lookup tables ahead of the first check.
+pub(crate) fn warm_up() {
+    let _ = nfc_starter_table();
+}
+
+#[inline]
+fn is_nfc_starter(table: &[u64], c: char) -> bool {
+    let cp = c as u32;
+    if cp < NFC_TABLE_LIMIT {
+        table
+            .get((cp / 64) as usize)
+            .is_some_and(|w| w & (1 << (cp % 64)) != 0)
+    } else {
+        nfc_starter_by_definition(c)
+    }
+}
+
+/// `unicode_normalization::is_nfc_quick(chars) == Yes`, with a table lookup per character
+/// for the common case of a text made only of starters that are always in NFC (CJK, kana,
+/// Hangul syllables, emoji...). Anything else takes the library's own check.
+fn is_nfc_quick_yes(chars: &[char]) -> bool {
+    let table = nfc_starter_table();
+    chars.iter().all(|&c| is_nfc_starter(table, c))
+        || unicode_normalization::is_nfc_quick(chars.iter().copied())
+            == unicode_normalization::IsNormalized::Yes
 }
 
 fn weighted_length_chars(chars: &[char], urls: &[(usize, usize)]) -> usize {
@@ -167,6 +221,7 @@ pub(crate) fn overflow_start(m: &Measured, max: usize) -> Option<usize> {
     Some(chars.len().saturating_sub(1))
 }
 
+#[inline]
 fn char_weight(c: char) -> usize {
     let cp = c as u32;
     if cp <= 4351
@@ -220,12 +275,14 @@ fn element_end(chars: &[char], i: usize) -> usize {
 
 /// Ranges without pictographs or regional indicators (most non-Latin scripts, CJK, Hangul),
 /// and non-ASCII below U+A9: no emoji can start there (keycaps start with ASCII).
+#[inline]
 fn no_emoji_here(c: char) -> bool {
     matches!(c as u32, 0x80..=0xA8 | 0xAA..=0xAD | 0xAF..=0x203B | 0x2B56..=0x302F
         | 0x303E..=0x3296 | 0x329A..=0x1EFFF)
 }
 
 /// Length in chars of the emoji sequence starting at `i`, if one starts there.
+#[inline]
 fn emoji_len(chars: &[char], i: usize) -> Option<usize> {
     let c = *chars.get(i)?;
     // Between U+3299 and U+1F000 there is neither a pictograph nor a regional indicator;
@@ -236,6 +293,12 @@ fn emoji_len(chars: &[char], i: usize) -> Option<usize> {
     if c.is_ascii() && !(c.is_ascii_digit() || c == '#' || c == '*') {
         return None;
     }
+    emoji_len_slow(chars, i, c)
+}
+
+/// `emoji_len` for a character that may start an emoji sequence.
+#[inline(never)]
+fn emoji_len_slow(chars: &[char], i: usize, c: char) -> Option<usize> {
     if c.is_ascii_digit() || c == '#' || c == '*' {
         let mut j = i + 1;
         if chars.get(j) == Some(&'\u{FE0F}') {

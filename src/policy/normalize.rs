@@ -171,10 +171,13 @@ struct Builder {
 }
 
 impl Builder {
+    #[inline]
     fn push(&mut self, c: char, orig: u32) {
-        let len = c.len_utf8();
         self.text.push(c);
-        self.map.extend(std::iter::repeat_n(orig, len));
+        // one entry per byte of `c`, pushed one by one (no call to copy a tiny slice)
+        for _ in 0..c.len_utf8() {
+            self.map.push(orig);
+        }
     }
 
     fn emit(&mut self, d: char, orig: u32) {
@@ -286,9 +289,15 @@ pub(crate) fn warm_up() {
 
 /// See `plain_by_definition`.
 fn is_plain(c: char) -> bool {
+    is_plain_in(plain_table(), c)
+}
+
+/// `is_plain` with the table at hand.
+#[inline]
+fn is_plain_in(table: &[u64], c: char) -> bool {
     let cp = c as u32;
     if cp < PLAIN_LIMIT {
-        plain_table()
+        table
             .get((cp / 64) as usize)
             .is_some_and(|w| w & (1 << (cp % 64)) != 0)
     } else {
@@ -355,12 +364,16 @@ pub(crate) fn normalize(input: &str, fold_case: bool) -> Normalized {
     if input.is_ascii() && u32::try_from(input.len()).is_ok() {
         return normalize_ascii(input, fold_case);
     }
+    // Hangul syllables decompose into two or three jamo of the same size each: room for a
+    // text that grows by half without reallocating.
+    let cap = input.len() + input.len() / 2;
     let mut b = Builder {
-        text: String::with_capacity(input.len()),
-        map: Vec::with_capacity(input.len()),
+        text: String::with_capacity(cap),
+        map: Vec::with_capacity(cap),
         fold_case,
         last_space: false,
     };
+    let table = plain_table();
     let mut count: u32 = 0;
     for c in input.chars() {
         let orig = count;
@@ -369,7 +382,7 @@ pub(crate) fn normalize(input: &str, fold_case: bool) -> Normalized {
             b.emit(c, orig);
             continue;
         }
-        if is_plain(c) {
+        if is_plain_in(table, c) {
             b.last_space = false;
             b.push(c, orig);
             continue;
