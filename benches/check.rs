@@ -71,6 +71,16 @@ fn adversarial() -> String {
     s
 }
 
+/// `PHONE_EMAIL` with `n` distinct valid US numbers in place of the customer's.
+fn cold_phone_drafts(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let number = format!("415-{}-{:04}", 200 + (i / 10_000) % 800, i % 10_000);
+            PHONE_EMAIL.replace("415-555-2671", &number)
+        })
+        .collect()
+}
+
 fn policies() -> PolicySet {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     match PolicySet::load(&dir) {
@@ -91,6 +101,17 @@ fn bench(c: &mut Criterion) {
     for (name, text) in drafts {
         group.bench_function(name, |b| b.iter(|| set.check(black_box(text))));
     }
+    // The phone/e-mail draft with a customer number the thread has never seen: 100,000
+    // drafts, each with another valid number, checked in turn. The per-thread phone cache
+    // holds at most 4096 numbers, so every check parses its number afresh.
+    let cold = cold_phone_drafts(100_000);
+    let mut next = 0;
+    group.bench_function("phone_email_cold", |b| {
+        b.iter(|| {
+            next = (next + 1) % cold.len();
+            set.check(black_box(&cold[next]))
+        })
+    });
     group.finish();
 
     let adv = adversarial();
