@@ -822,3 +822,38 @@ impl Engine {
             .any(|r| r.id == id && matches!(r.kind, CompiledKind::Detector(_)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Searching the term segments one by one finds what a search of the whole text
+        /// finds, in the same order.
+        #[test]
+        fn term_segments_find_every_occurrence(
+            text in "[ab \\-.\u{e9}\u{4e00}\u{1f600}]{0,120}",
+        ) {
+            let terms = ["ab", "a b", "b-a", "aa", "\u{e9}a"];
+            let ac = AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(terms)
+                .expect("builds");
+            let mut term_bytes = [false; 256];
+            for t in terms {
+                for &b in t.as_bytes() {
+                    term_bytes[usize::from(b)] = true;
+                }
+            }
+            let whole: Vec<_> = ac
+                .find_overlapping_iter(text.as_str())
+                .map(|m| (m.pattern(), m.start(), m.end()))
+                .collect();
+            let parts: Vec<_> = term_segments(text.as_bytes(), &term_bytes)
+                .flat_map(|span| ac.find_overlapping_iter(aho_corasick::Input::new(&text).span(span)))
+                .map(|m| (m.pattern(), m.start(), m.end()))
+                .collect();
+            proptest::prop_assert_eq!(whole, parts);
+        }
+    }
+}

@@ -754,6 +754,17 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The table fast path of the NFC check agrees with the library.
+        #[test]
+        fn nfc_fast_path_agrees(text in "\\PC{0,40}") {
+            let chars: Vec<char> = text.chars().collect();
+            let lib = unicode_normalization::is_nfc_quick(chars.iter().copied())
+                == unicode_normalization::IsNormalized::Yes;
+            proptest::prop_assert_eq!(is_nfc_quick_yes(&chars), lib);
+        }
+    }
+
     #[test]
     fn punycode_lengths() {
         // "bücher" -> "bcher-kva"

@@ -375,16 +375,36 @@ pub(crate) fn normalize(input: &str, fold_case: bool) -> Normalized {
     };
     let table = plain_table();
     let mut count: u32 = 0;
-    for c in input.chars() {
+    let mut pos = 0;
+    while let Some(c) = input[pos..].chars().next() {
+        if !c.is_ascii() && is_plain_in(table, c) {
+            // A run of characters kept as they are (CJK, kana, Hangul jamo, emoji...):
+            // copied in one go, each of its bytes mapped to its character.
+            let start = pos;
+            pos += c.len_utf8();
+            while let Some(c) = input[pos..].chars().next() {
+                if c.is_ascii() || !is_plain_in(table, c) {
+                    break;
+                }
+                pos += c.len_utf8();
+            }
+            b.last_space = false;
+            b.text.push_str(&input[start..pos]);
+            let old = b.map.len();
+            b.map.resize(old + (pos - start), 0);
+            let bytes = &input.as_bytes()[start..pos];
+            for (slot, &byte) in b.map[old..].iter_mut().zip(bytes) {
+                // a byte that starts a character (not a continuation byte 0b10xx_xxxx)
+                count = count.wrapping_add(u32::from((byte as i8) >= -0x40));
+                *slot = count.wrapping_sub(1);
+            }
+            continue;
+        }
+        pos += c.len_utf8();
         let orig = count;
         count = count.saturating_add(1);
         if c.is_ascii() {
             b.emit(c, orig);
-            continue;
-        }
-        if is_plain_in(table, c) {
-            b.last_space = false;
-            b.push(c, orig);
             continue;
         }
         if is_invisible(c) {
