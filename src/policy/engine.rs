@@ -558,7 +558,12 @@ impl Engine {
         let t = norm.text.as_str();
         // Cheap facts that rule out whole detectors: every number detector needs a digit,
         // the e-mail detector an `@` or a bracketed "at".
-        let has_digit = t.bytes().any(|b| b.is_ascii_digit());
+        // (in blocks of 32 bytes without an early exit inside a block: the compiler turns
+        // that into a few vector instructions instead of a branch per byte)
+        let has_digit = t
+            .as_bytes()
+            .chunks(32)
+            .any(|block| block.iter().fold(false, |any, b| any | b.is_ascii_digit()));
         let maybe_email = t.contains('@') || (t.contains("at") && t.contains(['[', '(', '{']));
         // (rule, start, end) in original characters
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
