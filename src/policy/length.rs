@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use super::char_table::CharTable;
+
 use unicode_normalization::UnicodeNormalization;
 
 /// Weight of a URL, whatever its length.
@@ -123,19 +125,10 @@ fn nfc_starter_by_definition(c: char) -> bool {
             == unicode_normalization::IsNormalized::Yes
 }
 
-/// One bit per character below `NFC_TABLE_LIMIT`: `nfc_starter_by_definition`, computed
-/// once.
-fn nfc_starter_table() -> &'static [u64] {
-    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut bits = vec![0u64; (NFC_TABLE_LIMIT as usize).div_ceil(64)];
-        for cp in 0..NFC_TABLE_LIMIT {
-            if char::from_u32(cp).is_some_and(nfc_starter_by_definition) {
-                bits[(cp / 64) as usize] |= 1 << (cp % 64);
-            }
-        }
-        bits
-    })
+/// `nfc_starter_by_definition` for every character, computed once.
+fn nfc_starter_table() -> &'static CharTable {
+    static TABLE: OnceLock<CharTable> = OnceLock::new();
+    TABLE.get_or_init(|| CharTable::build(NFC_TABLE_LIMIT, nfc_starter_by_definition))
 }
 
 /// Builds the lookup tables ahead of the first check.
@@ -143,24 +136,12 @@ pub(crate) fn warm_up() {
     let _ = nfc_starter_table();
 }
 
-#[inline]
-fn is_nfc_starter(table: &[u64], c: char) -> bool {
-    let cp = c as u32;
-    if cp < NFC_TABLE_LIMIT {
-        table
-            .get((cp / 64) as usize)
-            .is_some_and(|w| w & (1 << (cp % 64)) != 0)
-    } else {
-        nfc_starter_by_definition(c)
-    }
-}
-
 /// `unicode_normalization::is_nfc_quick(chars) == Yes`, with a table lookup per character
 /// for the common case of a text made only of starters that are always in NFC (CJK, kana,
 /// Hangul syllables, emoji...). Anything else takes the library's own check.
 fn is_nfc_quick_yes(chars: &[char]) -> bool {
     let table = nfc_starter_table();
-    chars.iter().all(|&c| is_nfc_starter(table, c))
+    chars.iter().all(|&c| table.contains(c))
         || unicode_normalization::is_nfc_quick(chars.iter().copied())
             == unicode_normalization::IsNormalized::Yes
 }

@@ -10,6 +10,7 @@
 //!
 //! The language is described for compliance officers in `docs/policies.md`.
 
+mod char_table;
 mod config;
 mod detectors;
 mod engine;

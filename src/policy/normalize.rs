@@ -11,6 +11,8 @@
 
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
+use super::char_table::CharTable;
+
 /// A normalised view of a text and its map back to the original.
 #[derive(Debug, Clone)]
 pub(crate) struct Normalized {
@@ -268,18 +270,10 @@ fn plain_by_definition(c: char) -> bool {
     lower.next() == Some(c) && lower.next().is_none()
 }
 
-/// One bit per character below `PLAIN_LIMIT`: `plain_by_definition`, computed once.
-fn plain_table() -> &'static [u64] {
-    static TABLE: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut bits = vec![0u64; (PLAIN_LIMIT as usize).div_ceil(64)];
-        for cp in 0..PLAIN_LIMIT {
-            if char::from_u32(cp).is_some_and(plain_by_definition) {
-                bits[(cp / 64) as usize] |= 1 << (cp % 64);
-            }
-        }
-        bits
-    })
+/// `plain_by_definition` for every character, computed once.
+fn plain_table() -> &'static CharTable {
+    static TABLE: std::sync::OnceLock<CharTable> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| CharTable::build(PLAIN_LIMIT, plain_by_definition))
 }
 
 /// Builds the lookup table ahead of the first check (a few milliseconds).
@@ -289,20 +283,7 @@ pub(crate) fn warm_up() {
 
 /// See `plain_by_definition`.
 fn is_plain(c: char) -> bool {
-    is_plain_in(plain_table(), c)
-}
-
-/// `is_plain` with the table at hand.
-#[inline]
-fn is_plain_in(table: &[u64], c: char) -> bool {
-    let cp = c as u32;
-    if cp < PLAIN_LIMIT {
-        table
-            .get((cp / 64) as usize)
-            .is_some_and(|w| w & (1 << (cp % 64)) != 0)
-    } else {
-        plain_by_definition(c)
-    }
+    plain_table().contains(c)
 }
 
 /// The normalised view of an all-ASCII text: lower-cased (or not), the back-quote read as an
@@ -377,13 +358,13 @@ pub(crate) fn normalize(input: &str, fold_case: bool) -> Normalized {
     let mut count: u32 = 0;
     let mut pos = 0;
     while let Some(c) = input[pos..].chars().next() {
-        if !c.is_ascii() && is_plain_in(table, c) {
+        if !c.is_ascii() && table.contains(c) {
             // A run of characters kept as they are (CJK, kana, Hangul jamo, emoji...):
             // copied in one go, each of its bytes mapped to its character.
             let start = pos;
             pos += c.len_utf8();
             while let Some(c) = input[pos..].chars().next() {
-                if c.is_ascii() || !is_plain_in(table, c) {
+                if c.is_ascii() || !table.contains(c) {
                     break;
                 }
                 pos += c.len_utf8();
