@@ -105,6 +105,25 @@ fn spaced_phone_numbers_are_caught() {
     }
 }
 
+/// Validity follows libphonenumber's current numbering plans: an area code opened recently
+/// is a number; digits that no plan allows (an Irish 068 number with two digits too many,
+/// an 099 number with one) are not.
+#[test]
+fn phone_numbers_follow_the_numbering_plans() {
+    let set = shipped();
+    for text in [
+        "Call me on 472-528-3110",
+        "Call me on (274) 800-1477",
+        "Ring +353 1 277 3787",
+        "Ring +39 06 6982 1234",
+    ] {
+        assert_caught(&set, text, "pii.phone");
+    }
+    for text in ["Ring +353 687729906", "Ring +353 99715767"] {
+        assert_innocent(&set, text, "pii.phone");
+    }
+}
+
 #[test]
 fn innocent_text_is_not_reported() {
     let set = shipped();

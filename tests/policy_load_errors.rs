@@ -184,6 +184,10 @@ fn other_mistakes_are_refused() {
         ("[[rule]]\nid = \"a.b\"\nkind = \"detector\"\ndetector = \"passport\"\ncategory = \"pii.card\"\nmessage = \"m\"\n", "passport"),
         // bad organisation phone
         ("[organisation]\nphones = [\"12\"]\n", "phone"),
+        // a region with no numbering plan: two letters, but no country
+        ("[organisation]\nphone_regions = [\"US\", \"XX\"]\n", "unknown phone region `XX`"),
+        // not a region code at all
+        ("[organisation]\nphone_regions = [\"USA\"]\n", "unknown phone region `USA`"),
         // missing message
         ("[[rule]]\nid = \"a.b\"\nkind = \"terms\"\ncategory = \"promise\"\nterms = [\"x\"]\n", "message"),
     ];

@@ -1,6 +1,6 @@
 //! Built-in, validated detectors: payment cards (Luhn), US social security numbers (SSA
-//! rules), IBANs (country length and mod-97), e-mail addresses, phone numbers (libphonenumber
-//! metadata through the `phonenumber` crate) and links.
+//! rules), IBANs (country length and mod-97), e-mail addresses, phone numbers (libphonenumber's
+//! rules and metadata through the `rlibphonenumber` crate) and links.
 //!
 //! Detectors run on the normalised text (see `normalize`), so full-width digits, zero-width
 //! characters and dash variants are already gone; they return byte ranges of that text.

@@ -13,6 +13,7 @@ use super::length;
 use super::normalize::{is_whole_word, is_word_char, normalize, normalize_pattern, normalize_term};
 use super::org::Organisation;
 use super::report::{Finding, PolicyFileError, Severity};
+use rlibphonenumber::enums::Region;
 
 /// Size limit of one compiled regular expression (guards against patterns that explode).
 const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
@@ -194,7 +195,7 @@ impl Engine {
                     }
                 }
                 if org.regions.is_empty() {
-                    org.regions.push(phonenumber::country::Id::US);
+                    org.regions.push(Region::US);
                 }
             }
             org.emails = o
@@ -208,8 +209,8 @@ impl Engine {
                 .map(|d| normalize_term(d).trim_start_matches('@').to_string())
                 .collect();
             for p in &o.phones {
-                match org.parse_phone(p.get_ref()) {
-                    Some(n) => org.phones.push(Organisation::phone_key(&n)),
+                match org.phone_key_of(p.get_ref()) {
+                    Some(key) => org.phones.push(key),
                     None => errors.push(src.error(
                         Some(p.span().start),
                         None,
@@ -238,8 +239,6 @@ impl Engine {
             }
         }
 
-        // The phone regions are set: the organisation's phone cache starts afresh.
-        org.id = super::org::fresh_id();
         let mut rules: Vec<Rule> = Vec::new();
         let mut examples = org_examples;
         let mut folded_patterns: Vec<String> = Vec::new();

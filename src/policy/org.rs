@@ -1,13 +1,8 @@
 //! The organisation's own contact points: the allow lists every detector consults, and the
 //! accepted vocabulary that cancels matches of word and pattern rules.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use phonenumber::country::Id as Region;
-use phonenumber::PhoneNumber;
+use rlibphonenumber::enums::Region;
+use rlibphonenumber::{PhoneNumber, PHONE_NUMBER_UTIL};
 
 use super::normalize::normalize_term;
 
@@ -23,53 +18,35 @@ pub(crate) struct LinkPrefix {
 pub(crate) struct Organisation {
     pub emails: Vec<String>,
     pub email_domains: Vec<String>,
-    pub phones: Vec<(u16, u64)>,
+    pub phones: Vec<PhoneKey>,
     pub regions: Vec<Region>,
     pub handles: Vec<String>,
     pub links: Vec<LinkPrefix>,
     pub accept: Vec<String>,
-    /// Tells the phone cache apart from that of other organisations (other regions).
-    pub id: u64,
 }
 
-/// A new organisation id (see `Organisation::id`).
-pub(crate) fn fresh_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+/// What two phone numbers are compared by: E.164 country code, the national significant
+/// number, and its leading zeros (Italian fixed lines keep theirs: 06... is not 6...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PhoneKey {
+    country_code: i32,
+    national_number: u64,
+    leading_zeros: i32,
 }
 
-/// FNV-1a: the phone cache's keys are short, SipHash would cost more than the lookup saves.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
+impl PhoneKey {
+    fn of(n: &PhoneNumber) -> PhoneKey {
+        let leading_zeros = if n.italian_leading_zero.unwrap_or(false) {
+            n.number_of_leading_zeros.unwrap_or(1)
         } else {
-            self.0
+            0
         };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        PhoneKey {
+            country_code: n.country_code,
+            national_number: n.national_number,
+            leading_zeros,
         }
-        self.0 = h;
     }
-}
-
-/// Phone candidates already parsed on this thread: (organisation, text) to the number's key,
-/// or `None` when it is no valid number. Parsing with libphonenumber's metadata costs tens
-/// of microseconds; the same numbers come back again and again (our own numbers in many
-/// replies, and the same draft re-checked on every keystroke of live feedback). Bounded:
-/// emptied when full.
-type PhoneCache = HashMap<(u64, Box<str>), Option<(u16, u64)>, BuildHasherDefault<Fnv>>;
-const PHONE_CACHE_MAX: usize = 4096;
-
-thread_local! {
-    static PHONE_CACHE: RefCell<PhoneCache> = RefCell::new(PhoneCache::default());
 }
 
 impl Default for Organisation {
@@ -82,7 +59,6 @@ impl Default for Organisation {
             handles: Vec::new(),
             links: Vec::new(),
             accept: Vec::new(),
-            id: fresh_id(),
         }
     }
 }
@@ -104,8 +80,13 @@ pub(crate) fn split_url(url: &str) -> (String, String) {
 }
 
 impl Organisation {
+    /// A region phone numbers are read in: a two-letter ISO 3166 code that libphonenumber has
+    /// metadata for, in any case. `None` for anything else.
     pub fn parse_region(code: &str) -> Option<Region> {
-        code.trim().to_ascii_uppercase().parse::<Region>().ok()
+        let region = Region::from_code(code.trim()).ok()?;
+        PHONE_NUMBER_UTIL
+            .get_country_code_for_region(region)
+            .map(|_| region)
     }
 
     pub fn link_prefix(url: &str) -> LinkPrefix {
@@ -113,15 +94,15 @@ impl Organisation {
         LinkPrefix { host, path }
     }
 
-    /// Parses `s` as a phone number valid in one of the organisation's regions: with a
-    /// leading `+` as an international number; with a leading trunk `0` in any of the
-    /// regions; otherwise in the default (first) region only.
-    pub fn parse_phone(&self, s: &str) -> Option<PhoneNumber> {
+    /// Parses `s` as a phone number valid in one of the organisation's regions, by
+    /// libphonenumber's rules and metadata: with a leading `+` as an international number;
+    /// with a leading trunk `0` in any of the regions; otherwise in the default (first) region
+    /// only. Returns the key it is compared by, or `None` when it is no valid number.
+    pub fn phone_key_of(&self, s: &str) -> Option<PhoneKey> {
         let trimmed = s.trim();
+        let valid = |n: PhoneNumber| n.is_valid().then(|| PhoneKey::of(&n));
         if trimmed.starts_with('+') {
-            return phonenumber::parse(None, trimmed)
-                .ok()
-                .filter(phonenumber::is_valid);
+            return PHONE_NUMBER_UTIL.parse(trimmed, None).ok().and_then(valid);
         }
         let first_digit = trimmed.chars().find(|c| c.is_ascii_digit())?;
         let regions: &[Region] = if first_digit == '0' {
@@ -130,41 +111,15 @@ impl Organisation {
             &self.regions[..self.regions.len().min(1)]
         };
         regions.iter().find_map(|&r| {
-            phonenumber::parse(Some(r), trimmed)
+            PHONE_NUMBER_UTIL
+                .parse(trimmed, Some(r))
                 .ok()
-                .filter(phonenumber::is_valid)
+                .and_then(valid)
         })
     }
 
-    /// `parse_phone` then `phone_key`, remembered per thread (see `PhoneCache`).
-    pub fn phone_key_of(&self, s: &str) -> Option<(u16, u64)> {
-        let cached = PHONE_CACHE.with(|c| {
-            c.try_borrow()
-                .ok()
-                .and_then(|m| m.get(&(self.id, Box::<str>::from(s))).copied())
-        });
-        if let Some(hit) = cached {
-            return hit;
-        }
-        let key = self.parse_phone(s).map(|n| Self::phone_key(&n));
-        PHONE_CACHE.with(|c| {
-            if let Ok(mut m) = c.try_borrow_mut() {
-                if m.len() >= PHONE_CACHE_MAX {
-                    m.clear();
-                }
-                m.insert((self.id, s.into()), key);
-            }
-        });
-        key
-    }
-
-    pub fn phone_key_allowed(&self, key: (u16, u64)) -> bool {
+    pub fn phone_key_allowed(&self, key: PhoneKey) -> bool {
         self.phones.contains(&key)
-    }
-
-    /// The key a phone number is compared by.
-    pub fn phone_key(n: &PhoneNumber) -> (u16, u64) {
-        (n.code().value(), n.national().value())
     }
 
     pub fn email_allowed(&self, canonical: &str) -> bool {
