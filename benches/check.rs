@@ -71,6 +71,51 @@ fn adversarial() -> String {
     s
 }
 
+/// About 100 KB of distinct phone-number-like strings, each alone between words so that
+/// every one is a candidate of its own: national numbers with a trunk 0 in groups (tried
+/// in every configured region), international numbers with a random country code, long
+/// runs that must be cut back group by group, and dotted pairs. A deterministic LCG picks
+/// the digits, so the text is the same in every run.
+fn adversarial_phone_numbers() -> String {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut digit = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        char::from(b'0' + ((state >> 33) % 10) as u8)
+    };
+    let mut digits = |n: usize| -> String { (0..n).map(|_| digit()).collect() };
+    let mut s = String::with_capacity(100 * 1024 + 100);
+    let mut i = 0;
+    while s.len() < 100 * 1024 {
+        let piece = match i % 4 {
+            0 => format!("0{} {} {}", digits(3), digits(3), digits(4)),
+            1 => format!(
+                "+{} {} {} {} {}",
+                digits(2),
+                digits(3),
+                digits(3),
+                digits(3),
+                digits(3)
+            ),
+            2 => format!("0{}", digits(14)),
+            _ => format!(
+                "0{}.{}.{}.{}.{}.{}",
+                digits(1),
+                digits(2),
+                digits(2),
+                digits(2),
+                digits(2),
+                digits(2)
+            ),
+        };
+        s.push_str(&piece);
+        s.push_str(" and ");
+        i += 1;
+    }
+    s
+}
+
 /// `PHONE_EMAIL` with `n` distinct valid US numbers in place of the customer's.
 fn cold_phone_drafts(n: usize) -> Vec<String> {
     (0..n)
@@ -120,6 +165,11 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(8));
     group.throughput(Throughput::Bytes(adv.len() as u64));
     group.bench_function("100KB", |b| b.iter(|| set.check(black_box(&adv))));
+    let phones = adversarial_phone_numbers();
+    group.throughput(Throughput::Bytes(phones.len() as u64));
+    group.bench_function("100KB_phone_numbers", |b| {
+        b.iter(|| set.check(black_box(&phones)))
+    });
     group.finish();
 }
 

@@ -8,7 +8,7 @@
 use regex::Regex;
 use serde::Deserialize;
 
-use super::org::Organisation;
+use super::org::{Organisation, PhoneLookup};
 
 /// The detectors a `detector` rule can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -464,12 +464,15 @@ pub(crate) fn emails(re: &DetectorRegexes, text: &str, org: Option<&Organisation
     out
 }
 
-/// Phone numbers other than the organisation's.
+/// Phone numbers other than the organisation's. At most `budget` parses (see
+/// `Organisation::phone_parse_budget`); a candidate reached when it has run out is reported
+/// unvalidated (fail closed).
 pub(crate) fn phones(
     re: &DetectorRegexes,
     text: &str,
     org: &Organisation,
     use_org: bool,
+    mut budget: usize,
 ) -> Vec<Hit> {
     let mut out = Vec::new();
     for m in re.phone.find_iter(text) {
@@ -516,6 +519,15 @@ pub(crate) fn phones(
             total += g.1 - g.0;
             cumulative.push(total);
         }
+        let close_paren = |end: usize| {
+            let open = text[s..end].matches('(').count();
+            let close = text[s..end].matches(')').count();
+            if open > close && text[end..].starts_with(')') {
+                end + 1
+            } else {
+                end
+            }
+        };
         for last in (0..groups.len()).rev() {
             let cand_end = groups[last].1;
             let cand = &text[s..cand_end];
@@ -526,17 +538,18 @@ pub(crate) fn phones(
             if ndigits > 15 {
                 continue;
             }
-            if let Some(key) = org.phone_key_of(cand) {
-                if !(use_org && org.phone_key_allowed(key)) {
-                    let mut end = cand_end;
-                    let open = text[s..end].matches('(').count();
-                    let close = text[s..end].matches(')').count();
-                    if open > close && text[end..].starts_with(')') {
-                        end += 1;
+            match org.look_up_phone(cand, &mut budget) {
+                PhoneLookup::Valid(key) => {
+                    if !(use_org && org.phone_key_allowed(key)) {
+                        out.push((s, close_paren(cand_end)));
                     }
-                    out.push((s, end));
+                    break;
                 }
-                break;
+                PhoneLookup::Invalid => {}
+                PhoneLookup::Unchecked => {
+                    out.push((s, close_paren(cand_end)));
+                    break;
+                }
             }
         }
     }
@@ -592,6 +605,49 @@ mod tests {
             let want: Vec<Hit> = chain.find_iter(t).map(|m| (m.start(), m.end())).collect();
             assert_eq!(digit_chains(t), want, "{t:?}");
         }
+    }
+
+    fn shipped_regions() -> Organisation {
+        let codes = [
+            "US", "GB", "IE", "CA", "AU", "NZ", "DE", "FR", "ES", "IT", "NL", "BE", "AT", "CH",
+            "JP", "IN", "BR", "MX", "ZA",
+        ];
+        Organisation {
+            regions: codes
+                .iter()
+                .map(|c| Organisation::parse_region(c).expect("a region"))
+                .collect(),
+            ..Organisation::default()
+        }
+    }
+
+    /// The densest phone work a 280-character text can ask for: nine chains of fifteen
+    /// one-digit groups with a trunk 0, no prefix valid anywhere, so each chain is cut back
+    /// nine times and every try goes through all 19 regions: 81 parses a region.
+    #[test]
+    fn a_postable_text_never_exhausts_the_phone_budget() {
+        let r = re();
+        let org = shipped_regions();
+        let text = ["0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"; 9].join("; ");
+        assert!(text.chars().count() <= 280);
+        let unlimited = phones(&r, &text, &org, true, usize::MAX);
+        assert!(unlimited.is_empty(), "{unlimited:?}");
+        let worst = 81 * org.regions.len();
+        assert!(org.phone_parse_budget() >= worst);
+        assert_eq!(phones(&r, &text, &org, true, worst), unlimited);
+        // one parse fewer and the last chain goes unvalidated: the text is truly the worst
+        assert_eq!(phones(&r, &text, &org, true, worst - 1).len(), 1);
+    }
+
+    #[test]
+    fn past_the_budget_candidates_are_reported_unvalidated() {
+        let r = re();
+        let org = shipped_regions();
+        let text = "call 0 0 0 0 0 0 0 0, or 415-555-2671, or (999) 999-9999";
+        assert_eq!(phones(&r, text, &org, true, usize::MAX).len(), 1);
+        let starved = phones(&r, text, &org, true, 0);
+        let spans: Vec<&str> = starved.iter().map(|&(s, e)| &text[s..e]).collect();
+        assert_eq!(spans, ["0 0 0 0 0 0 0 0", "415-555-2671", "(999) 999-9999"]);
     }
 
     #[test]

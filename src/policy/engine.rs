@@ -676,9 +676,13 @@ impl Engine {
                         DetectorKind::Email if maybe_email => {
                             detectors::emails(&self.detectors, t, org)
                         }
-                        DetectorKind::Phone if has_digit => {
-                            detectors::phones(&self.detectors, t, &self.org, rule.allow_org)
-                        }
+                        DetectorKind::Phone if has_digit => detectors::phones(
+                            &self.detectors,
+                            t,
+                            &self.org,
+                            rule.allow_org,
+                            self.org.phone_parse_budget(),
+                        ),
                         DetectorKind::Link => {
                             for &(s, e) in &measured.urls {
                                 if !(rule.allow_org && self.org.link_allowed(&measured.url(s, e))) {

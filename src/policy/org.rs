@@ -34,6 +34,17 @@ pub(crate) struct PhoneKey {
     leading_zeros: i32,
 }
 
+/// The answer of `Organisation::look_up_phone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PhoneLookup {
+    /// A valid number, with its key.
+    Valid(PhoneKey),
+    /// No valid number in any region tried.
+    Invalid,
+    /// The parse budget ran out first.
+    Unchecked,
+}
+
 impl PhoneKey {
     fn of(n: &PhoneNumber) -> PhoneKey {
         let leading_zeros = if n.italian_leading_zero.unwrap_or(false) {
@@ -97,25 +108,56 @@ impl Organisation {
     /// Parses `s` as a phone number valid in one of the organisation's regions, by
     /// libphonenumber's rules and metadata: with a leading `+` as an international number;
     /// with a leading trunk `0` in any of the regions; otherwise in the default (first) region
-    /// only. Returns the key it is compared by, or `None` when it is no valid number.
-    pub fn phone_key_of(&self, s: &str) -> Option<PhoneKey> {
+    /// only. Each parse spends one unit of `budget`; when the budget runs out before an answer
+    /// the result is `Unchecked`.
+    pub fn look_up_phone(&self, s: &str, budget: &mut usize) -> PhoneLookup {
         let trimmed = s.trim();
-        let valid = |n: PhoneNumber| n.is_valid().then(|| PhoneKey::of(&n));
-        if trimmed.starts_with('+') {
-            return PHONE_NUMBER_UTIL.parse(trimmed, None).ok().and_then(valid);
-        }
-        let first_digit = trimmed.chars().find(|c| c.is_ascii_digit())?;
-        let regions: &[Region] = if first_digit == '0' {
-            &self.regions
+        // `regions` is never empty: loading puts US there when the policies name none.
+        let (default, others): (Option<Region>, &[Region]) = if trimmed.starts_with('+') {
+            (None, &[])
         } else {
-            &self.regions[..self.regions.len().min(1)]
+            match trimmed.chars().find(|c| c.is_ascii_digit()) {
+                None => return PhoneLookup::Invalid,
+                Some('0') => (
+                    self.regions.first().copied(),
+                    self.regions.get(1..).unwrap_or(&[]),
+                ),
+                Some(_) => (self.regions.first().copied(), &[]),
+            }
         };
-        regions.iter().find_map(|&r| {
-            PHONE_NUMBER_UTIL
-                .parse(trimmed, Some(r))
+        let tries = std::iter::once(default).chain(others.iter().map(|&r| Some(r)));
+        for region in tries {
+            if *budget == 0 {
+                return PhoneLookup::Unchecked;
+            }
+            *budget -= 1;
+            let valid = PHONE_NUMBER_UTIL
+                .parse(trimmed, region)
                 .ok()
-                .and_then(valid)
-        })
+                .filter(|n| n.is_valid());
+            if let Some(n) = valid {
+                return PhoneLookup::Valid(PhoneKey::of(&n));
+            }
+        }
+        PhoneLookup::Invalid
+    }
+
+    /// How many parses one check may spend on phone candidates (about 1 µs each). A text
+    /// within X's 280-character limit needs at most 81 a region: nine chains of 15 one-digit
+    /// groups, each cut back nine times, each try in every region. Past the budget the phone
+    /// detector reports candidates unvalidated, so no text, however long and full of digits,
+    /// makes it slow.
+    pub fn phone_parse_budget(&self) -> usize {
+        128 * self.regions.len().max(1)
+    }
+
+    /// `look_up_phone` without a budget: the key of a valid number, else `None`.
+    pub fn phone_key_of(&self, s: &str) -> Option<PhoneKey> {
+        let mut unlimited = usize::MAX;
+        match self.look_up_phone(s, &mut unlimited) {
+            PhoneLookup::Valid(key) => Some(key),
+            PhoneLookup::Invalid | PhoneLookup::Unchecked => None,
+        }
     }
 
     pub fn phone_key_allowed(&self, key: PhoneKey) -> bool {
