@@ -28,7 +28,8 @@ impl Application {
         // Policies first: a broken set stops the start before anything is created on disk.
         let policies = PolicyStore::load(&settings.policies)?;
         let db = Db::connect(&settings.database_url, 16)?;
-        db.migrate()?;
+        let applied = db.migrate()?;
+        tracing::info!(applied = ?applied, "database migrated");
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", settings.bind)))?;
         Ok(Application {
