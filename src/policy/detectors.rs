@@ -607,44 +607,47 @@ mod tests {
         }
     }
 
-    fn shipped_regions() -> Organisation {
-        let codes = [
-            "US", "GB", "IE", "CA", "AU", "NZ", "DE", "FR", "ES", "IT", "NL", "BE", "AT", "CH",
-            "JP", "IN", "BR", "MX", "ZA",
-        ];
-        Organisation {
-            regions: codes
-                .iter()
-                .map(|c| Organisation::parse_region(c).expect("a region"))
-                .collect(),
-            ..Organisation::default()
-        }
+    /// The organisation of the shipped `policies/` (19 phone regions).
+    fn shipped_organisation() -> Organisation {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let set = crate::policy::PolicySet::load(&dir).expect("the shipped policies load");
+        set.engine.organisation().clone()
     }
 
-    /// The densest phone work a 280-character text can ask for: nine chains of fifteen
-    /// one-digit groups with a trunk 0, no prefix valid anywhere, so each chain is cut back
-    /// nine times and every try goes through all 19 regions: 81 parses a region.
+    /// The densest phone work a draft X accepts can ask for, links aside: eleven chains of
+    /// seven digits and eight one-digit groups (nine tries each), then one of seven and four
+    /// (five tries), 279 characters, all zeros so that no try is valid in any region and each
+    /// goes through all of them: 104 parses a region.
     #[test]
     fn a_postable_text_never_exhausts_the_phone_budget() {
         let r = re();
-        let org = shipped_regions();
-        let text = ["0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"; 9].join("; ");
+        let org = shipped_organisation();
+        assert_eq!(org.regions.len(), 19);
+        let mut chains = vec!["0000000 0 0 0 0 0 0 0 0"; 11];
+        chains.push("0000000 0 0 0 0");
+        let text = chains.join(";");
         assert!(text.chars().count() <= 280);
         let unlimited = phones(&r, &text, &org, true, usize::MAX);
         assert!(unlimited.is_empty(), "{unlimited:?}");
-        let worst = 81 * org.regions.len();
-        assert!(org.phone_parse_budget() >= worst);
+        let worst = 104 * org.regions.len();
         assert_eq!(phones(&r, &text, &org, true, worst), unlimited);
-        // one parse fewer and the last chain goes unvalidated: the text is truly the worst
-        assert_eq!(phones(&r, &text, &org, true, worst - 1).len(), 1);
+        assert!(org.phone_parse_budget() >= worst);
+        // one parse fewer, and the last chain's last try goes unvalidated: 104 is really needed
+        let short = phones(&r, &text, &org, true, worst - 1);
+        let spans: Vec<&str> = short.iter().map(|&(s, e)| &text[s..e]).collect();
+        assert_eq!(spans, ["0000000"]);
+        assert!(text.ends_with(";0000000 0 0 0 0"));
+        assert_eq!(short[0].0, text.len() - "0000000 0 0 0 0".len());
     }
 
     #[test]
     fn past_the_budget_candidates_are_reported_unvalidated() {
         let r = re();
-        let org = shipped_regions();
+        let org = shipped_organisation();
         let text = "call 0 0 0 0 0 0 0 0, or 415-555-2671, or (999) 999-9999";
-        assert_eq!(phones(&r, text, &org, true, usize::MAX).len(), 1);
+        let checked = phones(&r, text, &org, true, usize::MAX);
+        let spans: Vec<&str> = checked.iter().map(|&(s, e)| &text[s..e]).collect();
+        assert_eq!(spans, ["415-555-2671"]);
         let starved = phones(&r, text, &org, true, 0);
         let spans: Vec<&str> = starved.iter().map(|&(s, e)| &text[s..e]).collect();
         assert_eq!(spans, ["0 0 0 0 0 0 0 0", "415-555-2671", "(999) 999-9999"]);

@@ -6,6 +6,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use rlibphonenumber::enums::Region;
 
 use super::config::{FileDef, RuleKind, SourceFile};
 use super::detectors::{self, DetectorKind, DetectorRegexes};
@@ -13,7 +14,6 @@ use super::length;
 use super::normalize::{is_whole_word, is_word_char, normalize, normalize_pattern, normalize_term};
 use super::org::Organisation;
 use super::report::{Finding, PolicyFileError, Severity};
-use rlibphonenumber::enums::Region;
 
 /// Size limit of one compiled regular expression (guards against patterns that explode).
 const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
@@ -190,7 +190,7 @@ impl Engine {
                         None => errors.push(src.error(
                             Some(r.span().start),
                             None,
-                            format!("unknown phone region `{}` (use a two-letter code such as US or GB)", r.get_ref()),
+                            format!("unknown phone region `{}` (use the two-letter code of a country with a numbering plan, such as US or GB)", r.get_ref()),
                         )),
                     }
                 }
@@ -547,6 +547,12 @@ impl Engine {
             },
             examples,
         ))
+    }
+
+    /// The organisation's contact points and phone regions, as loaded.
+    #[cfg(test)]
+    pub(crate) fn organisation(&self) -> &Organisation {
+        &self.org
     }
 
     /// Runs every rule on `text`: its weighted length, and the findings sorted by start.
