@@ -85,6 +85,20 @@ pub(crate) struct Engine {
     org: Organisation,
 }
 
+/// The non-empty matches of a pattern rule's regex in `text` (byte ranges), whole words
+/// only when the rule says so.
+fn pattern_matches<'t>(
+    re: &'t Regex,
+    whole_word: bool,
+    text: &'t str,
+) -> impl Iterator<Item = (usize, usize)> + 't {
+    re.find_iter(text)
+        .filter(move |m| {
+            !m.is_empty() && (!whole_word || is_whole_word(text, m.start(), m.end(), true))
+        })
+        .map(|m| (m.start(), m.end()))
+}
+
 /// An example to verify once the set is compiled.
 pub(crate) struct Example {
     /// The rule, or `None` for an example of the organisation (no detector may report it).
@@ -594,13 +608,8 @@ impl Engine {
                             whole_word,
                         } = &self.rules[ri].kind
                         {
-                            for m in regexes[k].find_iter(t) {
-                                if m.is_empty()
-                                    || (*whole_word && !is_whole_word(t, m.start(), m.end(), true))
-                                {
-                                    continue;
-                                }
-                                push(&mut hits, ri, m.start(), m.end());
+                            for (s, e) in pattern_matches(&regexes[k], *whole_word, t) {
+                                push(&mut hits, ri, s, e);
                             }
                         }
                     }
@@ -620,13 +629,8 @@ impl Engine {
                     ..
                 } = &self.rules[ri].kind
                 {
-                    for m in regexes[k].find_iter(ct) {
-                        if m.is_empty()
-                            || (*whole_word && !is_whole_word(ct, m.start(), m.end(), true))
-                        {
-                            continue;
-                        }
-                        if let Some((a, b)) = cs.to_original(m.start(), m.end()) {
+                    for (s, e) in pattern_matches(&regexes[k], *whole_word, ct) {
+                        if let Some((a, b)) = cs.to_original(s, e) {
                             hits.push((ri, a, b));
                         }
                     }
