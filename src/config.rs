@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// The validated settings every command runs with.
-#[derive(Debug, Clone)]
+/// The validated settings every command runs with. Its `Debug` output redacts the
+/// credentials of the database and SMTP URLs and the X token.
+#[derive(Clone)]
 pub struct Settings {
     /// `sqlite://PATH` or `postgres://…`.
     pub database_url: String,
@@ -29,6 +30,121 @@ pub struct Settings {
     pub x_poll_seconds: u64,
     /// The `log` channel's output file (JSON lines).
     pub post_log: PathBuf,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A request body must arrive within this long, or the request gets 408.
+    pub body_timeout: std::time::Duration,
+    /// An idle keep-alive connection is closed after this long.
+    pub keep_alive: std::time::Duration,
+    /// Open connections one client address may hold (requests in flight, behind a trusted
+    /// proxy); past it a request gets 429 and its connection is closed.
+    pub max_connections_per_client: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("policies", &self.policies)
+            .field("key_file", &self.key_file)
+            .field("session_hours", &self.session_hours)
+            .field("smtp_url", &redact_url(&self.smtp_url))
+            .field("x_api_base", &self.x_api_base)
+            .field(
+                "x_access_token",
+                &self.x_access_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("x_user_id", &self.x_user_id)
+            .field("x_poll_seconds", &self.x_poll_seconds)
+            .field("post_log", &self.post_log)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("body_timeout", &self.body_timeout)
+            .field("keep_alive", &self.keep_alive)
+            .field(
+                "max_connections_per_client",
+                &self.max_connections_per_client,
+            )
+            .finish()
+    }
+}
+
+/// Query parameters of a URL that carry a credential (libpq's and lettre's spellings).
+const SECRET_QUERY_KEYS: [&str; 4] = ["password", "pass", "passwd", "sslpassword"];
+
+/// `url` with the password of its user part and any credential query parameter replaced
+/// by `***`, for messages, logs and `Debug` output: `postgres://cs:***@db/cs`.
+pub fn redact_url(url: &str) -> String {
+    let (main, query) = match url.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match main.split_once("://") {
+        Some((scheme, rest)) => {
+            // The user part ends at the last '@' before the path.
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = match userinfo.split_once(':') {
+                        Some((user, _password)) => format!("{user}:***"),
+                        None => userinfo.to_string(),
+                    };
+                    format!("{scheme}://{user}@{host}{path}")
+                }
+                None => main.to_string(),
+            }
+        }
+        None => main.to_string(),
+    };
+    if let Some(q) = query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) => {
+                    format!("{k}=***")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// The secrets inside `url` (its password and credential query values), to scrub from
+/// messages that a library built from it (a connection error may quote them).
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    let (main, query) = match url.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (url, None),
+    };
+    if let Some((_, rest)) = main.split_once("://") {
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if let Some((_, password)) = userinfo.split_once(':') {
+                secrets.push(password.to_string());
+            }
+        }
+    }
+    for pair in query.unwrap_or("").split('&') {
+        if let Some((k, v)) = pair.split_once('=') {
+            if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
+                secrets.push(v.to_string());
+            }
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets
+}
+
+/// `message` with every secret of `url` replaced by `***`.
+pub fn scrub(message: &str, url: &str) -> String {
+    url_secrets(url)
+        .iter()
+        .fold(message.to_string(), |m, secret| m.replace(secret.as_str(), "***"))
 }
 
 /// A setting that could not be used; the message names it.
@@ -50,7 +166,7 @@ pub enum ConfigError {
 }
 
 /// Every setting's name without the `COUNTERSIGN_` prefix, lower case (the TOML key).
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 15] = [
     "database_url",
     "bind",
     "policies",
@@ -62,6 +178,10 @@ const KEYS: [&str; 11] = [
     "x_user_id",
     "x_poll_seconds",
     "post_log",
+    "trusted_proxies",
+    "body_timeout_seconds",
+    "keep_alive_seconds",
+    "max_connections_per_client",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +198,10 @@ struct FileSettings {
     x_user_id: Option<String>,
     x_poll_seconds: Option<toml::Value>,
     post_log: Option<String>,
+    trusted_proxies: Option<toml::Value>,
+    body_timeout_seconds: Option<toml::Value>,
+    keep_alive_seconds: Option<toml::Value>,
+    max_connections_per_client: Option<toml::Value>,
 }
 
 impl Settings {
@@ -104,10 +228,18 @@ impl Settings {
                 message: e.to_string(),
             })?;
             let origin = format!("in {}", path.display());
-            let as_text = |v: toml::Value| match v {
-                toml::Value::String(s) => s,
-                other => other.to_string(),
-            };
+            fn as_text(v: toml::Value) -> String {
+                match v {
+                    toml::Value::String(s) => s,
+                    // A list (of proxies) is read like the variable's comma-separated form.
+                    toml::Value::Array(items) => items
+                        .into_iter()
+                        .map(as_text)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                }
+            }
             let from_file = [
                 ("database_url", parsed.database_url),
                 ("bind", parsed.bind),
@@ -120,6 +252,16 @@ impl Settings {
                 ("x_user_id", parsed.x_user_id),
                 ("x_poll_seconds", parsed.x_poll_seconds.map(as_text)),
                 ("post_log", parsed.post_log),
+                ("trusted_proxies", parsed.trusted_proxies.map(as_text)),
+                (
+                    "body_timeout_seconds",
+                    parsed.body_timeout_seconds.map(as_text),
+                ),
+                ("keep_alive_seconds", parsed.keep_alive_seconds.map(as_text)),
+                (
+                    "max_connections_per_client",
+                    parsed.max_connections_per_client.map(as_text),
+                ),
             ];
             for (key, value) in from_file {
                 if let Some(v) = value {
@@ -208,7 +350,10 @@ impl Settings {
             return Err(invalid(
                 "COUNTERSIGN_SMTP_URL",
                 origin,
-                format!("{smtp_url:?} must be smtp://host:port or file://DIR"),
+                format!(
+                    "{:?} must be smtp://host:port or file://DIR",
+                    redact_url(smtp_url)
+                ),
             ));
         }
 
@@ -240,6 +385,63 @@ impl Settings {
 
         let post_log = PathBuf::from(get("post_log").map(|(v, _)| v).unwrap_or("posted.jsonl"));
 
+        let mut trusted_proxies = Vec::new();
+        if let Some((list, origin)) = get("trusted_proxies") {
+            for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                let net = item
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            "COUNTERSIGN_TRUSTED_PROXIES",
+                            origin,
+                            format!("{item:?} is not an IP address or CIDR range such as 10.0.0.0/8"),
+                        )
+                    })?;
+                trusted_proxies.push(net);
+            }
+        }
+
+        let whole = |key: &str, name: &'static str, default: &str, range: std::ops::RangeInclusive<u64>, unit: &str| {
+            let (v, origin) = get(key).unwrap_or((default, "default"));
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        name,
+                        origin,
+                        format!(
+                            "{v:?} is not a whole number of {unit} between {} and {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                })
+        };
+        let body_timeout = std::time::Duration::from_secs(whole(
+            "body_timeout_seconds",
+            "COUNTERSIGN_BODY_TIMEOUT_SECONDS",
+            "10",
+            1..=3600,
+            "seconds",
+        )?);
+        let keep_alive = std::time::Duration::from_secs(whole(
+            "keep_alive_seconds",
+            "COUNTERSIGN_KEEP_ALIVE_SECONDS",
+            "30",
+            1..=3600,
+            "seconds",
+        )?);
+        let max_connections_per_client = whole(
+            "max_connections_per_client",
+            "COUNTERSIGN_MAX_CONNECTIONS_PER_CLIENT",
+            "64",
+            1..=100_000,
+            "connections",
+        )? as usize;
+
         Ok(Settings {
             database_url: database_url.to_string(),
             bind,
@@ -252,6 +454,10 @@ impl Settings {
             x_user_id,
             x_poll_seconds,
             post_log,
+            trusted_proxies,
+            body_timeout,
+            keep_alive,
+            max_connections_per_client,
         })
     }
 }
@@ -280,6 +486,61 @@ mod tests {
         assert_eq!(s.x_access_token, None);
         assert_eq!(s.x_poll_seconds, 60);
         assert_eq!(s.post_log, PathBuf::from("posted.jsonl"));
+        assert!(s.trusted_proxies.is_empty());
+        assert_eq!(s.body_timeout.as_secs(), 10);
+        assert_eq!(s.keep_alive.as_secs(), 30);
+        assert_eq!(s.max_connections_per_client, 64);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges_from_a_list_or_a_comma_list() {
+        let s = Settings::from_sources(
+            None,
+            &env(&[("COUNTERSIGN_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]),
+        )
+        .unwrap();
+        let shown: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cs.toml");
+        std::fs::write(&file, "trusted_proxies = [\"192.168.1.10\", \"fd00::/8\"]\nbody_timeout_seconds = 3\n").unwrap();
+        let s = Settings::from_sources(Some(&file), &env(&[])).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.body_timeout.as_secs(), 3);
+        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_TRUSTED_PROXIES", "proxy.internal")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("COUNTERSIGN_TRUSTED_PROXIES"), "{e}");
+        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_BODY_TIMEOUT_SECONDS", "0")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("COUNTERSIGN_BODY_TIMEOUT_SECONDS"), "{e}");
+    }
+
+    #[test]
+    fn credentials_never_show_in_debug_output_or_messages() {
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("COUNTERSIGN_DATABASE_URL", "postgres://cs:hunter2-db@db.internal:5432/cs?sslmode=require&password=hunter3"),
+                ("COUNTERSIGN_SMTP_URL", "smtp://mailer:hunter4-smtp@mail.internal:587?tls=required"),
+                ("COUNTERSIGN_X_ACCESS_TOKEN", "hunter5-token"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("postgres://cs:***@db.internal:5432/cs?sslmode=require&password=***"), "{shown}");
+        assert!(shown.contains("smtp://mailer:***@mail.internal:587?tls=required"), "{shown}");
+        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_SMTP_URL", "smpt://u:hunter6@h")]))
+            .unwrap_err();
+        assert!(!e.to_string().contains("hunter6"), "{e}");
+        assert_eq!(
+            scrub("auth failed for hunter2-db", "postgres://cs:hunter2-db@db/cs"),
+            "auth failed for ***"
+        );
+        assert_eq!(redact_url("sqlite://countersign.db"), "sqlite://countersign.db");
+        assert_eq!(redact_url("postgres://cs@db/cs"), "postgres://cs@db/cs");
     }
 
     #[test]

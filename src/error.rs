@@ -28,9 +28,16 @@ pub enum Error {
     /// The policy set could not be loaded (HTTP 422 on reload; a start-up error otherwise).
     #[error("the policy set is invalid:\n{0}")]
     PolicyInvalid(PolicyLoadError),
-    /// Too many failed sign-ins (HTTP 429).
+    /// The request (its body) did not arrive in time (HTTP 408; the connection is closed).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// Too many failed sign-ins, or too many connections from one address (HTTP 429).
     #[error("{0}")]
     TooManyRequests(String),
+    /// Too much work at once (the password-hashing queue is full): try again shortly
+    /// (HTTP 503 with `Retry-After`).
+    #[error("{0}")]
+    Overloaded(String),
     /// The database could not be reached or refused the work (HTTP 503 when unreachable).
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -52,7 +59,9 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Blocked(_) => "blocked",
             Error::PolicyInvalid(_) => "policy_invalid",
+            Error::RequestTimeout(_) => "request_timeout",
             Error::TooManyRequests(_) => "too_many_requests",
+            Error::Overloaded(_) => "overloaded",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -30,6 +30,16 @@ impl Application {
         let db = Db::connect(&settings.database_url, 16)?;
         let applied = db.migrate()?;
         tracing::info!(applied = ?applied, "database migrated");
+        let clashes = crate::app::users::fill_username_keys(&mut *db.conn()?)?;
+        if !clashes.is_empty() {
+            let list: Vec<String> = clashes.iter().map(|c| format!("  {c}")).collect();
+            return Err(Error::Conflict(format!(
+                "these users' names clash with earlier users' (same name ignoring case and \
+                 width, or look-alike letters); rename each with \
+                 `countersign user rename OLD NEW`, then start again:\n{}",
+                list.join("\n")
+            )));
+        }
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", settings.bind)))?;
         Ok(Application {
@@ -38,6 +48,7 @@ impl Application {
                 db,
                 policies,
                 settings: Arc::new(settings),
+                hashing: crate::app::passwords::HashingPool::for_this_machine()?,
                 posting_wakeup: Arc::new(Notify::new()),
             },
         })
@@ -64,7 +75,13 @@ impl Application {
             ctx: self.ctx.clone(),
             metrics,
         });
-        let server = HttpServer::new(move || http::app(state.clone()))
+        let limits = web::Data::new(http::limits::Limits::from_settings(&self.ctx.settings));
+        let counts = limits.counts.clone();
+        let server = HttpServer::new(move || http::app(state.clone(), limits.clone()))
+            .on_connect(http::limits::on_connect(counts))
+            .keep_alive(self.ctx.settings.keep_alive)
+            // Headers must arrive within this (actix answers 408 past it).
+            .client_request_timeout(std::time::Duration::from_secs(5))
             .listen(self.listener)?
             .shutdown_timeout(30)
             // Our own handler below: actix treats Ctrl-C as a forced stop, dropping requests

@@ -1,10 +1,12 @@
 //! The use cases: what a user (or a worker) can do, each in one database transaction with
 //! its audit entries. Free of HTTP: handlers in `http` parse the request and call these; the
-//! CLI calls them too. Every function here is blocking; async callers go through `Db::run`.
+//! CLI calls them too. Every function here is blocking (async callers go through `Db::run`),
+//! except `users::sign_in`, which awaits the password-hashing pool between two transactions.
 
 pub mod audit;
 pub mod drafts;
 pub mod inbound;
+pub mod passwords;
 pub mod posting;
 pub mod users;
 pub mod views;
@@ -61,6 +63,8 @@ pub struct Context {
     pub db: Db,
     pub policies: PolicyStore,
     pub settings: Arc<Settings>,
+    /// Where every password hash of the service is computed (bounded memory).
+    pub hashing: passwords::HashingPool,
     /// Wakes the posting worker when a job is enqueued (it also polls).
     pub posting_wakeup: Arc<tokio::sync::Notify>,
 }

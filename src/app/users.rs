@@ -1,16 +1,16 @@
-//! Users and sign-in (spec/api.md "People and roles"): Argon2id password hashes, random
-//! bearer tokens stored only as SHA-256 hashes, and the lock-out after failed sign-ins.
+//! Users and sign-in (spec/api.md "People and roles"): Argon2id password hashes (computed
+//! on the bounded [`HashingPool`]), random bearer tokens stored only as SHA-256 hashes, the
+//! lock-out after failed sign-ins, and usernames that cannot pass for one another
+//! (`domain::username`).
 
+use super::passwords::{self, HashingPool, Verified};
 use super::{now, Caller};
 use crate::audit::Actor;
-use crate::db::{self, write_tx, DbConn};
+use crate::db::{self, write_tx, Db, DbConn};
 use crate::domain::ids::UserId;
 use crate::domain::roles::{format_role_list, Role};
+use crate::domain::username::{self, Username};
 use crate::error::{Error, Result};
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
 use base64::Engine;
 use chrono::{Duration, NaiveDateTime};
 use rand::RngCore;
@@ -27,10 +27,11 @@ pub const LOCKOUT_WINDOW: Duration = Duration::minutes(15);
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
 /// Validates and creates a user; records `user.created`. `actor` is the admin who did it,
-/// or `System` from the command line.
+/// or `System` from the command line. Hashes on the calling thread (the command line's one
+/// hash; the service's sign-ins go through the [`HashingPool`]).
 ///
-/// Errors: 400 for a bad username, password, e-mail or empty role list; 409 if the username
-/// is taken.
+/// Errors: 400 for a bad username, password, e-mail or empty role list; 409 if the username,
+/// or one that looks like it (same canonical form or confusable skeleton), is taken.
 pub fn create_user(
     conn: &mut DbConn,
     actor: &Actor,
@@ -39,17 +40,7 @@ pub fn create_user(
     roles: &[Role],
     email: Option<&str>,
 ) -> Result<UserId> {
-    let username = username.trim();
-    let valid_name = !username.is_empty()
-        && username.chars().count() <= 64
-        && username
-            .chars()
-            .all(|c| c.is_alphanumeric() || "._-@".contains(c));
-    if !valid_name {
-        return Err(Error::BadRequest(
-            "a username is 1 to 64 letters, digits, '.', '_', '-' or '@'".into(),
-        ));
-    }
+    let username = Username::parse(username).map_err(|e| Error::BadRequest(e.to_string()))?;
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(Error::BadRequest(format!(
             "a password needs at least {MIN_PASSWORD_CHARS} characters"
@@ -67,20 +58,16 @@ pub fn create_user(
             return Err(Error::BadRequest(format!("{e:?} is not an e-mail address")));
         }
     }
-    let hash = hash_password(password)?;
+    let hash = passwords::hash_now(password)?;
     let id = UserId::new();
     let roles_stored = format_role_list(roles);
     write_tx(conn, |conn| {
-        if db::users::by_username(conn, username)?.is_some() {
-            return Err(Error::Conflict(format!(
-                "the username {username:?} is taken"
-            )));
-        }
+        refuse_clash(conn, &username, None)?;
         db::users::insert(
             conn,
             &db::users::NewUser {
                 id,
-                username,
+                username: &username,
                 password_hash: &hash,
                 email,
                 roles: &roles_stored,
@@ -93,36 +80,109 @@ pub fn create_user(
             actor,
             "user.created",
             Some(&id_text),
-            &json!({"username": username, "roles": roles, "email": email}),
+            &json!({"username": username.as_str(), "roles": roles, "email": email}),
         )?;
         Ok(id)
     })
 }
 
-fn hash_password(password: &str) -> Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("password hashing: {e}")))
+/// 409 if another user's name is `name` in canonical form, or looks like it.
+fn refuse_clash(conn: &mut DbConn, name: &Username, except: Option<UserId>) -> Result<()> {
+    match db::users::clashing_with(conn, name, except)? {
+        None => Ok(()),
+        Some(other) if other.username_canonical.as_deref() == Some(name.canonical()) => {
+            Err(Error::Conflict(format!(
+                "the username {:?} is taken (by {:?}; names are compared ignoring case and width)",
+                name.as_str(),
+                other.username
+            )))
+        }
+        Some(other) => Err(Error::Conflict(format!(
+            "the username {:?} looks like the existing user {:?} (Unicode confusables); choose another",
+            name.as_str(),
+            other.username
+        ))),
+    }
 }
 
-fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
+/// Renames a user (`countersign user rename`), for instance one whose name clashes with an
+/// earlier user's; records `user.updated` with the new and the previous name.
+///
+/// Errors: 404 for no user of that name; 400 for a bad new name; 409 if it clashes.
+pub fn rename_user(conn: &mut DbConn, actor: &Actor, from: &str, to: &str) -> Result<UserId> {
+    let new_name = Username::parse(to).map_err(|e| Error::BadRequest(e.to_string()))?;
+    write_tx(conn, |conn| {
+        let user = match db::users::by_exact_name(conn, from.trim())? {
+            Some(u) => u,
+            None => db::users::by_canonical_name(conn, &username::canonical(from))?
+                .ok_or_else(|| Error::NotFound(format!("no user named {from:?}")))?,
+        };
+        let id = user.user_id()?;
+        refuse_clash(conn, &new_name, Some(id))?;
+        db::users::set_username(conn, id, &new_name)?;
+        let id_text = id.to_string();
+        db::audit::append(
+            conn,
+            actor,
+            "user.updated",
+            Some(&id_text),
+            &json!({"username": new_name.as_str(), "previous_username": user.username}),
+        )?;
+        Ok(id)
+    })
 }
 
-/// A hash that no password matches, verified for unknown usernames so that a sign-in takes
-/// as long whether or not the user exists.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| hash_password("decoy password, never assigned").unwrap_or_default())
+/// A user whose name clashes with an earlier user's, found when the comparison forms were
+/// filled in for users created before they existed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameClash {
+    pub username: String,
+    pub id: String,
+    /// The earlier user it clashes with, or why the name is refused.
+    pub with: String,
 }
+
+impl std::fmt::Display for NameClash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} ({}) clashes with {}", self.username, self.id, self.with)
+    }
+}
+
+/// Fills in the comparison forms of users that lack them (created before they existed),
+/// oldest first, and returns the users left without because their names clash with an
+/// earlier user's; `serve` refuses to start until those are renamed.
+pub fn fill_username_keys(conn: &mut DbConn) -> Result<Vec<NameClash>> {
+    write_tx(conn, |conn| {
+        let mut clashes = Vec::new();
+        for user in db::users::without_name_keys(conn)? {
+            let id = user.user_id()?;
+            let clash = |with: String| NameClash {
+                username: user.username.clone(),
+                id: user.id.clone(),
+                with,
+            };
+            let name = match Username::parse(&user.username) {
+                Ok(n) => n,
+                Err(e) => {
+                    clashes.push(clash(format!("no user: {e}")));
+                    continue;
+                }
+            };
+            match db::users::clashing_with(conn, &name, Some(id))? {
+                Some(other) if other.username_canonical.is_some() => {
+                    clashes.push(clash(format!("{:?} ({})", other.username, other.id)))
+                }
+                _ => db::users::set_username(conn, id, &name)?,
+            }
+        }
+        Ok(clashes)
+    })
+}
+
+/// A hash with the current parameters that no password matches (its output was never
+/// computed from any input): verified for unknown usernames, so that a sign-in costs the
+/// same whether or not the user exists.
+const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3lzYWx0ZGVjb3k$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// A successful sign-in.
 pub struct SignIn {
@@ -137,10 +197,10 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Failed sign-ins are counted by a hash of the lower-cased username, so the table never
-/// holds a name someone mistyped.
-fn username_key(username: &str) -> String {
-    hex::encode(Sha256::digest(username.trim().to_lowercase().as_bytes()))
+/// Failed sign-ins are counted by a hash of the canonical username, so the table never
+/// holds a name someone mistyped, and `ALICE` counts against `alice`.
+fn username_key(canonical: &str) -> String {
+    hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
 /// Whether `limit` failures fall within one window that is still running at `now`.
@@ -151,54 +211,112 @@ fn is_locked(failures: &[NaiveDateTime], limit: usize, now: NaiveDateTime) -> bo
     })
 }
 
+/// What locks a sign-in attempt out, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    Username,
+    Address,
+}
+
+fn lock_of(conn: &mut DbConn, key: &str, addr: &str, t: NaiveDateTime) -> Result<Option<Lock>> {
+    let since = t - LOCKOUT_WINDOW * 2;
+    if is_locked(
+        &db::users::failures_for_username(conn, key, since)?,
+        USERNAME_FAILURE_LIMIT,
+        t,
+    ) {
+        return Ok(Some(Lock::Username));
+    }
+    if is_locked(
+        &db::users::failures_for_addr(conn, addr, since)?,
+        ADDRESS_FAILURE_LIMIT,
+        t,
+    ) {
+        return Ok(Some(Lock::Address));
+    }
+    Ok(None)
+}
+
+fn locked_out() -> Error {
+    Error::TooManyRequests("too many failed sign-ins; try again in 15 minutes".into())
+}
+
 /// Signs a user in (spec/api.md `POST /login`), recording `user.login` or
-/// `user.login_failed`.
+/// `user.login_failed`, and `user.locked_out` once when a failure starts a lock-out.
+///
+/// In three steps, so that nothing slow holds a database lock and a locked-out attempt
+/// costs no hash: (1) a read decides the lock-out and finds the user; (2) the password is
+/// verified on the hashing pool, against a decoy hash for an unknown name; (3) one write
+/// transaction decides the lock-out again (failures may have arrived meanwhile) and records
+/// the outcome, storing a re-hash if the stored hash had old parameters.
+///
+/// `client` is the address failures are counted under (the peer, or the forwarded client
+/// behind a trusted proxy).
 ///
 /// Errors: 401 for a wrong username or password; 429 while the username or the address is
-/// locked out, even for the right password.
-pub fn login(
-    conn: &mut DbConn,
-    username: &str,
-    password: &str,
-    remote_addr: &str,
+/// locked out, even for the right password; 503 ([`Error::Overloaded`]) when the hashing
+/// queue is full.
+pub async fn sign_in(
+    db: &Db,
+    hashing: &HashingPool,
+    username: String,
+    password: String,
+    client: String,
     session_hours: u32,
 ) -> Result<SignIn> {
-    let key = username_key(username);
-    // A name no user can have (see create_user) is looked up as nobody; PostgreSQL could not
-    // even take a NUL in the query.
-    let user = if username.contains('\0') {
-        None
+    let canonical = username::canonical(&username);
+    let key = username_key(&canonical);
+
+    let (k, a, c) = (key.clone(), client.clone(), canonical.clone());
+    let user = db
+        .run(move |conn| {
+            if lock_of(conn, &k, &a, now().naive_utc())?.is_some() {
+                return Err(locked_out());
+            }
+            // A name with a NUL is nobody (create_user refuses it); PostgreSQL could not
+            // even take it in the query.
+            if c.contains('\0') {
+                return Ok(None);
+            }
+            db::users::by_canonical_name(conn, &c)
+        })
+        .await?;
+
+    let stored = user
+        .as_ref()
+        .map_or_else(|| DECOY_HASH.to_string(), |u| u.password_hash.clone());
+    let verified = hashing.verify(password, stored).await?;
+    let verified = if user.is_some() {
+        verified
     } else {
-        db::users::by_username(conn, username.trim())?
+        Verified::NoMatch
     };
-    // The slow hash runs before the write transaction, so it never holds the write lock.
-    let password_ok = match &user {
-        Some(u) => verify_password(password, &u.password_hash),
-        None => {
-            verify_password(password, decoy_hash());
-            false
-        }
-    };
-    let outcome = write_tx(conn, |conn| {
+
+    db.run(move |conn| record_sign_in(conn, user, verified, &key, &client, session_hours))
+        .await?
+}
+
+/// Step (3) of [`sign_in`]. The outer result is the transaction's; the inner one the
+/// answer to the person signing in (a failure is recorded, so its transaction commits).
+fn record_sign_in(
+    conn: &mut DbConn,
+    user: Option<db::users::UserRow>,
+    verified: Verified,
+    key: &str,
+    client: &str,
+    session_hours: u32,
+) -> Result<Result<SignIn>> {
+    write_tx(conn, |conn| {
         let t = now().naive_utc();
-        let since = t - LOCKOUT_WINDOW * 2;
-        let locked = is_locked(
-            &db::users::failures_for_username(conn, &key, since)?,
-            USERNAME_FAILURE_LIMIT,
-            t,
-        ) || is_locked(
-            &db::users::failures_for_addr(conn, remote_addr, since)?,
-            ADDRESS_FAILURE_LIMIT,
-            t,
-        );
-        if locked {
-            return Ok(Err(Error::TooManyRequests(
-                "too many failed sign-ins; try again in 15 minutes".into(),
-            )));
+        if lock_of(conn, key, client, t)?.is_some() {
+            return Ok(Err(locked_out()));
         }
-        match (&user, password_ok) {
-            (Some(u), true) => {
+        match (&user, verified) {
+            (Some(u), Verified::Match { rehash }) => {
                 let id = u.user_id()?;
+                if let Some(h) = rehash {
+                    db::users::set_password_hash(conn, id, &h)?;
+                }
                 let mut raw = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut raw);
                 let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
@@ -222,7 +340,7 @@ pub fn login(
                 }))
             }
             _ => {
-                db::users::record_login_failure(conn, &key, remote_addr, t)?;
+                db::users::record_login_failure(conn, key, client, t)?;
                 let subject = user.as_ref().map(|u| u.id.as_str());
                 let reason = if user.is_some() {
                     "wrong_password"
@@ -236,13 +354,25 @@ pub fn login(
                     subject,
                     &json!({"reason": reason}),
                 )?;
+                // The failure that starts a lock-out is recorded once; the attempts refused
+                // during it are not (a storm of them cannot flood the log).
+                if let Some(lock) = lock_of(conn, key, client, t)? {
+                    let until = super::views::rfc3339(t + LOCKOUT_WINDOW);
+                    let (subject, data) = match lock {
+                        Lock::Username => (subject, json!({"scope": "username", "until": until})),
+                        Lock::Address => (
+                            None,
+                            json!({"scope": "address", "address": client, "until": until}),
+                        ),
+                    };
+                    db::audit::append(conn, &Actor::System, "user.locked_out", subject, &data)?;
+                }
                 Ok(Err(Error::Unauthorized(
                     "wrong username or password".into(),
                 )))
             }
         }
-    })?;
-    outcome
+    })
 }
 
 /// Ends the session of this token (idempotent).
@@ -309,11 +439,10 @@ mod tests {
     }
 
     #[test]
-    fn passwords_verify_only_against_their_own_hash() {
-        let h = hash_password("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("correct hors", &h));
-        assert!(!verify_password("x", "not a hash"));
+    fn the_decoy_hash_costs_what_a_real_one_costs() {
+        let real = passwords::hash_now("any password at all").unwrap();
+        let params = |phc: &str| phc.split('$').nth(3).unwrap().to_string();
+        assert_eq!(params(DECOY_HASH), params(&real));
+        assert!(argon2::password_hash::PasswordHash::new(DECOY_HASH).is_ok());
     }
 }

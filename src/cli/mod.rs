@@ -71,6 +71,13 @@ pub enum UserCommand {
         #[arg(long)]
         email: Option<String>,
     },
+    /// Rename a user, e.g. one whose name clashes with an earlier user's (`serve` names them).
+    Rename {
+        /// The user's current name, as stored.
+        from: String,
+        /// The new name.
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,7 +115,11 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
                     println!("applied {m}");
                 }
             }
-            Ok(true)
+            let clashes = app::users::fill_username_keys(&mut *db.conn()?)?;
+            for clash in &clashes {
+                println!("rename before serving (countersign user rename OLD NEW): {clash}");
+            }
+            Ok(clashes.is_empty())
         }
         Command::User(UserCommand::Add { name, roles, email }) => {
             let s = settings()?;
@@ -125,6 +136,21 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
                 email.as_deref(),
             )?;
             println!("created user {name} ({id})");
+            Ok(true)
+        }
+        Command::User(UserCommand::Rename { from, to }) => {
+            let s = settings()?;
+            let db = Db::connect(&s.database_url, 1)?;
+            db.migrate()?;
+            let mut conn = db.conn()?;
+            // Fill what can be filled, so the new name is checked against every user.
+            app::users::fill_username_keys(&mut conn)?;
+            let id = app::users::rename_user(&mut conn, &Actor::System, &from, &to)?;
+            let left = app::users::fill_username_keys(&mut conn)?;
+            println!("renamed {from} to {to} ({id})");
+            for clash in &left {
+                println!("still to rename: {clash}");
+            }
             Ok(true)
         }
         Command::Check {

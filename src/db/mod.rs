@@ -81,6 +81,8 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
 pub struct Db {
     pool: Pool<ConnectionManager<DbConn>>,
     backend: Backend,
+    /// The URL's credentials, scrubbed from every connection error this pool reports.
+    secrets: std::sync::Arc<Vec<String>>,
 }
 
 impl Db {
@@ -110,8 +112,18 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(ConnectionSetup))
             .build(ConnectionManager::<DbConn>::new(target))
-            .map_err(|e| Error::Unavailable(format!("cannot open the database: {e}")))?;
-        Ok(Db { pool, backend })
+            .map_err(|e| {
+                Error::Unavailable(crate::config::scrub(
+                    &format!("cannot open the database: {e}"),
+                    url,
+                ))
+            })?;
+        let secrets = std::sync::Arc::new(crate::config::url_secrets(url));
+        Ok(Db {
+            pool,
+            backend,
+            secrets,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -120,7 +132,13 @@ impl Db {
 
     /// A pooled connection, for blocking code (CLI, workers, inside [`Db::run`]).
     pub fn conn(&self) -> Result<diesel::r2d2::PooledConnection<ConnectionManager<DbConn>>> {
-        Ok(self.pool.get()?)
+        self.pool.get().map_err(|e| {
+            let message = self
+                .secrets
+                .iter()
+                .fold(e.to_string(), |m, s| m.replace(s.as_str(), "***"));
+            Error::Unavailable(message)
+        })
     }
 
     /// Runs blocking database work on tokio's blocking pool and awaits it.

@@ -10,6 +10,8 @@ diesel::table! {
         email -> Nullable<Text>,
         roles -> Text,
         created_at -> Timestamp,
+        username_canonical -> Nullable<Text>,
+        username_skeleton -> Nullable<Text>,
     }
 }
 

@@ -4,6 +4,7 @@ use super::schema::{login_failures, sessions, users};
 use super::DbConn;
 use crate::domain::ids::UserId;
 use crate::domain::roles::{parse_role_list, Role};
+use crate::domain::username::Username;
 use crate::error::{Error, Result};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -17,6 +18,8 @@ pub struct UserRow {
     pub email: Option<String>,
     pub roles: String,
     pub created_at: NaiveDateTime,
+    /// NULL only for a user created before comparison forms existed whose name clashes.
+    pub username_canonical: Option<String>,
 }
 
 impl UserRow {
@@ -33,7 +36,7 @@ impl UserRow {
 
 pub struct NewUser<'a> {
     pub id: UserId,
-    pub username: &'a str,
+    pub username: &'a Username,
     pub password_hash: &'a str,
     pub email: Option<&'a str>,
     pub roles: &'a str,
@@ -44,7 +47,9 @@ pub fn insert(conn: &mut DbConn, u: &NewUser<'_>) -> Result<()> {
     diesel::insert_into(users::table)
         .values((
             users::id.eq(u.id.to_string()),
-            users::username.eq(u.username),
+            users::username.eq(u.username.as_str()),
+            users::username_canonical.eq(u.username.canonical()),
+            users::username_skeleton.eq(u.username.skeleton()),
             users::password_hash.eq(u.password_hash),
             users::email.eq(u.email),
             users::roles.eq(u.roles),
@@ -54,12 +59,71 @@ pub fn insert(conn: &mut DbConn, u: &NewUser<'_>) -> Result<()> {
     Ok(())
 }
 
-pub fn by_username(conn: &mut DbConn, username: &str) -> Result<Option<UserRow>> {
+/// The user whose canonical username (domain::username::canonical) is `canonical`.
+pub fn by_canonical_name(conn: &mut DbConn, canonical: &str) -> Result<Option<UserRow>> {
+    Ok(users::table
+        .select(UserRow::as_select())
+        .filter(users::username_canonical.eq(canonical))
+        .first(conn)
+        .optional()?)
+}
+
+/// The user stored under exactly this username, keyed or not (for renaming a clash).
+pub fn by_exact_name(conn: &mut DbConn, username: &str) -> Result<Option<UserRow>> {
     Ok(users::table
         .select(UserRow::as_select())
         .filter(users::username.eq(username))
         .first(conn)
         .optional()?)
+}
+
+/// Another user (not `except`) whose canonical form or skeleton is that of `name`.
+pub fn clashing_with(
+    conn: &mut DbConn,
+    name: &Username,
+    except: Option<UserId>,
+) -> Result<Option<UserRow>> {
+    let mut q = users::table
+        .select(UserRow::as_select())
+        .filter(
+            users::username_canonical
+                .eq(name.canonical())
+                .or(users::username_skeleton.eq(name.skeleton())),
+        )
+        .into_boxed();
+    if let Some(id) = except {
+        q = q.filter(users::id.ne(id.to_string()));
+    }
+    Ok(q.first(conn).optional()?)
+}
+
+/// Users whose comparison forms are not filled in yet, oldest first.
+pub fn without_name_keys(conn: &mut DbConn) -> Result<Vec<UserRow>> {
+    Ok(users::table
+        .select(UserRow::as_select())
+        .filter(users::username_canonical.is_null())
+        .order((users::created_at.asc(), users::id.asc()))
+        .load(conn)?)
+}
+
+/// Sets a user's username (as shown) and its comparison forms.
+pub fn set_username(conn: &mut DbConn, id: UserId, name: &Username) -> Result<()> {
+    diesel::update(users::table.filter(users::id.eq(id.to_string())))
+        .set((
+            users::username.eq(name.as_str()),
+            users::username_canonical.eq(name.canonical()),
+            users::username_skeleton.eq(name.skeleton()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Replaces a user's stored password hash (a re-hash with current parameters).
+pub fn set_password_hash(conn: &mut DbConn, id: UserId, hash: &str) -> Result<()> {
+    diesel::update(users::table.filter(users::id.eq(id.to_string())))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn by_id(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>> {

@@ -4,4 +4,5 @@ pub mod ids;
 pub mod inbound;
 pub mod roles;
 pub mod text;
+pub mod username;
 pub mod workflow;

@@ -56,6 +56,16 @@ pub async fn require_sign_in(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    // Two credentials in one request: refuse rather than guess which one is meant.
+    if req
+        .headers()
+        .get_all(actix_web::http::header::AUTHORIZATION)
+        .nth(1)
+        .is_some()
+    {
+        let e = Error::BadRequest("send one Authorization header, not several".into());
+        return Ok(req.into_response(e.error_response()).map_into_right_body());
+    }
     if !needs_sign_in(req.path()) {
         return next
             .call(req)
@@ -138,6 +148,9 @@ pub struct LoginResponse {
         (status = 400, body = super::error::ErrorBody),
         (status = 401, description = "wrong username or password", body = super::error::ErrorBody),
         (status = 429, description = "locked out after failed sign-ins", body = super::error::ErrorBody),
+        (status = 503, description = "too many sign-ins at once; try again after `Retry-After` seconds",
+            headers(("Retry-After" = u32, description = "seconds to wait")),
+            body = super::error::ErrorBody),
     )
 )]
 #[post("/login")]
@@ -146,17 +159,20 @@ pub async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, Error> {
-    let addr = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let hours = state.ctx.settings.session_hours;
+    let client = req
+        .app_data::<web::Data<super::limits::Limits>>()
+        .and_then(|l| l.client_addr(&req))
+        .map_or_else(|| "unknown".into(), |ip| ip.to_string());
     let LoginRequest { username, password } = body.into_inner();
-    let signin = state
-        .ctx
-        .db
-        .run(move |conn| app::users::login(conn, &username, &password, &addr, hours))
-        .await?;
+    let signin = app::users::sign_in(
+        &state.ctx.db,
+        &state.ctx.hashing,
+        username,
+        password,
+        client,
+        state.ctx.settings.session_hours,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(LoginResponse {
         token: signin.token,
         expires_at: app::views::rfc3339(signin.expires_at),

@@ -8,11 +8,17 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::json;
 
+/// The largest request body taken, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What `Retry-After` says on a 503 for overload, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 /// The body of every error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A short, stable code: bad_request, unauthorized, forbidden, not_found, conflict,
-    /// blocked, policy_invalid, too_many_requests, unavailable, internal.
+    /// blocked, policy_invalid, request_timeout, too_many_requests, overloaded, unavailable, internal.
     pub error: String,
     /// What went wrong, for a person.
     pub message: String,
@@ -27,8 +33,9 @@ impl ResponseError for Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Blocked(_) | Error::PolicyInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Overloaded(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -60,6 +67,9 @@ impl ResponseError for Error {
         if status == StatusCode::UNAUTHORIZED {
             res.insert_header(("WWW-Authenticate", "Bearer"));
         }
+        if let Error::Overloaded(_) = self {
+            res.insert_header(("Retry-After", RETRY_AFTER_SECONDS));
+        }
         res.json(body)
     }
 }
@@ -74,7 +84,7 @@ impl From<Error> for HttpResponse {
 /// field) answered as 400 JSON instead of plain text.
 pub fn json_config() -> actix_web::web::JsonConfig {
     actix_web::web::JsonConfig::default()
-        .limit(256 * 1024)
+        .limit(MAX_BODY_BYTES)
         .error_handler(|err, _req: &HttpRequest| {
             let message = match &err {
                 actix_web::error::JsonPayloadError::ContentType => {

@@ -8,6 +8,7 @@ pub mod drafts;
 pub mod error;
 pub mod health;
 pub mod inbound;
+pub mod limits;
 pub mod middleware;
 
 use crate::app::Context;
@@ -80,6 +81,7 @@ impl utoipa::Modify for BearerAuth {
 /// handlers, and the request middleware.
 pub fn app(
     state: State,
+    limits: web::Data<limits::Limits>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -117,6 +119,7 @@ pub fn app(
         .split_for_parts();
     add_plain_paths(&mut api);
     app.app_data(state)
+        .app_data(limits)
         .app_data(web::Data::new(api))
         .app_data(error::json_config())
         .app_data(error::path_config())
@@ -125,7 +128,11 @@ pub fn app(
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .default_service(web::to(error::not_found))
+        // Outermost first: observe every answer, refuse connections past the cap before
+        // reading anything, then read the body in time, then the sign-in guard.
         .wrap(actix_web::middleware::from_fn(auth::require_sign_in))
+        .wrap(actix_web::middleware::from_fn(limits::read_body_in_time))
+        .wrap(actix_web::middleware::from_fn(limits::cap_connections))
         .wrap(actix_web::middleware::from_fn(middleware::observe))
 }
 

@@ -1,0 +1,4 @@
+DROP INDEX users_username_skeleton;
+DROP INDEX users_username_canonical;
+ALTER TABLE users DROP COLUMN username_skeleton;
+ALTER TABLE users DROP COLUMN username_canonical;
