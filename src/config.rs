@@ -144,7 +144,9 @@ pub fn url_secrets(url: &str) -> Vec<String> {
 pub fn scrub(message: &str, url: &str) -> String {
     url_secrets(url)
         .iter()
-        .fold(message.to_string(), |m, secret| m.replace(secret.as_str(), "***"))
+        .fold(message.to_string(), |m, secret| {
+            m.replace(secret.as_str(), "***")
+        })
 }
 
 /// A setting that could not be used; the message names it.
@@ -232,11 +234,9 @@ impl Settings {
                 match v {
                     toml::Value::String(s) => s,
                     // A list (of proxies) is read like the variable's comma-separated form.
-                    toml::Value::Array(items) => items
-                        .into_iter()
-                        .map(as_text)
-                        .collect::<Vec<_>>()
-                        .join(","),
+                    toml::Value::Array(items) => {
+                        items.into_iter().map(as_text).collect::<Vec<_>>().join(",")
+                    }
                     other => other.to_string(),
                 }
             }
@@ -395,14 +395,20 @@ impl Settings {
                         invalid(
                             "COUNTERSIGN_TRUSTED_PROXIES",
                             origin,
-                            format!("{item:?} is not an IP address or CIDR range such as 10.0.0.0/8"),
+                            format!(
+                                "{item:?} is not an IP address or CIDR range such as 10.0.0.0/8"
+                            ),
                         )
                     })?;
                 trusted_proxies.push(net);
             }
         }
 
-        let whole = |key: &str, name: &'static str, default: &str, range: std::ops::RangeInclusive<u64>, unit: &str| {
+        let whole = |key: &str,
+                     name: &'static str,
+                     default: &str,
+                     range: std::ops::RangeInclusive<u64>,
+                     unit: &str| {
             let (v, origin) = get(key).unwrap_or((default, "default"));
             v.trim()
                 .parse::<u64>()
@@ -503,16 +509,26 @@ mod tests {
         assert_eq!(shown, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("cs.toml");
-        std::fs::write(&file, "trusted_proxies = [\"192.168.1.10\", \"fd00::/8\"]\nbody_timeout_seconds = 3\n").unwrap();
+        std::fs::write(
+            &file,
+            "trusted_proxies = [\"192.168.1.10\", \"fd00::/8\"]\nbody_timeout_seconds = 3\n",
+        )
+        .unwrap();
         let s = Settings::from_sources(Some(&file), &env(&[])).unwrap();
         assert_eq!(s.trusted_proxies.len(), 2);
         assert_eq!(s.body_timeout.as_secs(), 3);
-        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_TRUSTED_PROXIES", "proxy.internal")]))
-            .unwrap_err();
+        let e = Settings::from_sources(
+            None,
+            &env(&[("COUNTERSIGN_TRUSTED_PROXIES", "proxy.internal")]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("COUNTERSIGN_TRUSTED_PROXIES"), "{e}");
         let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_BODY_TIMEOUT_SECONDS", "0")]))
             .unwrap_err();
-        assert!(e.to_string().contains("COUNTERSIGN_BODY_TIMEOUT_SECONDS"), "{e}");
+        assert!(
+            e.to_string().contains("COUNTERSIGN_BODY_TIMEOUT_SECONDS"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -520,8 +536,14 @@ mod tests {
         let s = Settings::from_sources(
             None,
             &env(&[
-                ("COUNTERSIGN_DATABASE_URL", "postgres://cs:hunter2-db@db.internal:5432/cs?sslmode=require&password=hunter3"),
-                ("COUNTERSIGN_SMTP_URL", "smtp://mailer:hunter4-smtp@mail.internal:587?tls=required"),
+                (
+                    "COUNTERSIGN_DATABASE_URL",
+                    "postgres://cs:hunter2-db@db.internal:5432/cs?sslmode=require&password=hunter3",
+                ),
+                (
+                    "COUNTERSIGN_SMTP_URL",
+                    "smtp://mailer:hunter4-smtp@mail.internal:587?tls=required",
+                ),
                 ("COUNTERSIGN_X_ACCESS_TOKEN", "hunter5-token"),
             ]),
         )
@@ -530,16 +552,31 @@ mod tests {
         for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
-        assert!(shown.contains("postgres://cs:***@db.internal:5432/cs?sslmode=require&password=***"), "{shown}");
-        assert!(shown.contains("smtp://mailer:***@mail.internal:587?tls=required"), "{shown}");
-        let e = Settings::from_sources(None, &env(&[("COUNTERSIGN_SMTP_URL", "smpt://u:hunter6@h")]))
-            .unwrap_err();
+        assert!(
+            shown.contains("postgres://cs:***@db.internal:5432/cs?sslmode=require&password=***"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("smtp://mailer:***@mail.internal:587?tls=required"),
+            "{shown}"
+        );
+        let e = Settings::from_sources(
+            None,
+            &env(&[("COUNTERSIGN_SMTP_URL", "smpt://u:hunter6@h")]),
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("hunter6"), "{e}");
         assert_eq!(
-            scrub("auth failed for hunter2-db", "postgres://cs:hunter2-db@db/cs"),
+            scrub(
+                "auth failed for hunter2-db",
+                "postgres://cs:hunter2-db@db/cs"
+            ),
             "auth failed for ***"
         );
-        assert_eq!(redact_url("sqlite://countersign.db"), "sqlite://countersign.db");
+        assert_eq!(
+            redact_url("sqlite://countersign.db"),
+            "sqlite://countersign.db"
+        );
         assert_eq!(redact_url("postgres://cs@db/cs"), "postgres://cs@db/cs");
     }
 

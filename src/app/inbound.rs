@@ -61,6 +61,10 @@ pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Re
         c.require(Permission::CreateInbound)?;
     }
     let handle = validate(m)?;
+    if let Some(at) = m.received_at {
+        crate::domain::inbound::check_received_at(&m.channel, at, now())
+            .map_err(Error::BadRequest)?;
+    }
     let actor = caller.map_or(Actor::System, |c| Actor::User(c.id));
     write_tx(conn, |conn| {
         if let Some(existing) = db::inbound::by_external_id(conn, &m.channel, &m.external_id)? {

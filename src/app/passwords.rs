@@ -16,6 +16,7 @@
 use crate::error::{Error, Result};
 use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -52,18 +53,15 @@ pub fn hash_now(password: &str) -> Result<String> {
 pub enum Verified {
     /// Right password. `rehash` is a new PHC string to store when the stored one was made
     /// with other parameters than the current ones.
-    Match { rehash: Option<String> },
+    Match {
+        rehash: Option<String>,
+    },
     NoMatch,
 }
 
 enum Work {
-    Hash {
-        password: String,
-    },
-    Verify {
-        password: String,
-        stored: String,
-    },
+    Hash { password: String },
+    Verify { password: String, stored: String },
 }
 
 enum Done {
@@ -82,6 +80,8 @@ struct Job {
 pub struct HashingPool {
     queue: SyncSender<Job>,
     threads: usize,
+    /// Jobs the threads have finished (a hash or a verification each).
+    done: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for HashingPool {
@@ -105,18 +105,28 @@ impl HashingPool {
         let threads = threads.max(1);
         let (queue, jobs) = sync_channel::<Job>(threads * QUEUE_PER_THREAD);
         let jobs = Arc::new(Mutex::new(jobs));
+        let done = Arc::new(AtomicU64::new(0));
         for i in 0..threads {
-            let jobs = jobs.clone();
+            let (jobs, done) = (jobs.clone(), done.clone());
             std::thread::Builder::new()
                 .name(format!("password-hash-{i}"))
-                .spawn(move || hashing_thread(&jobs))
+                .spawn(move || hashing_thread(&jobs, &done))
                 .map_err(|e| Error::Internal(format!("cannot start a hashing thread: {e}")))?;
         }
-        Ok(HashingPool { queue, threads })
+        Ok(HashingPool {
+            queue,
+            threads,
+            done,
+        })
     }
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// How many jobs (hashes or verifications) the pool has finished since it started.
+    pub fn jobs_done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
     }
 
     /// Hashes a new password with the current parameters.
@@ -160,7 +170,7 @@ impl HashingPool {
     }
 }
 
-fn hashing_thread(jobs: &Mutex<Receiver<Job>>) {
+fn hashing_thread(jobs: &Mutex<Receiver<Job>>, done_count: &AtomicU64) {
     // One memory block for the life of the thread, sized for the current parameters;
     // allocated on the first job so an idle service does not hold it.
     let mut memory: Vec<Block> = Vec::new();
@@ -181,6 +191,7 @@ fn hashing_thread(jobs: &Mutex<Receiver<Job>>) {
                 verify_with(&mut memory, &password, &stored).map(Done::Verified)
             }
         };
+        done_count.fetch_add(1, Ordering::Relaxed);
         // The caller may have gone (a dropped connection); nothing to do then.
         let _ = job.reply.send(done);
     }

@@ -144,7 +144,11 @@ pub struct NameClash {
 
 impl std::fmt::Display for NameClash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?} ({}) clashes with {}", self.username, self.id, self.with)
+        write!(
+            f,
+            "{:?} ({}) clashes with {}",
+            self.username, self.id, self.with
+        )
     }
 }
 

@@ -6,12 +6,12 @@ use crate::db::outbox::PostJobRow;
 use crate::domain::roles::Role;
 use crate::error::{Error, Result};
 use crate::policy::CheckReport;
-use chrono::{NaiveDateTime, SecondsFormat};
+use chrono::NaiveDateTime;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 pub fn rfc3339(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Micros, true)
+    crate::domain::time::format_utc(t.and_utc())
 }
 
 pub fn parse_report(stored: &str) -> Result<CheckReport> {

@@ -1,7 +1,7 @@
 //! Audit entries: the body is RFC 8785 (JSON Canonicalization Scheme) JSON of
 //! `{seq, at, actor, action, subject, data}`, stored verbatim and hashed as an RFC 6962 leaf.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -58,7 +58,7 @@ pub fn entry_body(
 
 /// The entry's time as it appears in the body: RFC 3339, UTC, microseconds, `Z`.
 pub fn format_at(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+    crate::domain::time::format_utc(at)
 }
 
 /// `SHA-256(0x00 || body)` (RFC 6962 section 2.1).

@@ -54,9 +54,12 @@ pub fn sqlite_path(url: &str) -> &str {
         .unwrap_or(url)
 }
 
-/// Sets each new SQLite connection up for durability and concurrency: WAL so readers don't
-/// block the writer, `synchronous=FULL` so a commit survives power loss, foreign keys on,
-/// and a busy timeout so concurrent writers wait instead of failing.
+/// Sets each new SQLite connection up for durability and concurrency: `synchronous=FULL` so
+/// a commit survives power loss, foreign keys on, and a busy timeout so concurrent writers
+/// wait instead of failing. (WAL, so readers don't block the writer, is a property of the
+/// file, set once by [`Db::connect`] before the pool opens: the pool opens its connections
+/// in parallel, and switching the journal mode from several at once made one of them fail
+/// with "database is locked" on a fresh file.)
 #[derive(Debug)]
 struct ConnectionSetup;
 
@@ -65,7 +68,7 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
         match conn {
             DbConn::Sqlite(c) => c
                 .batch_execute(
-                    "PRAGMA busy_timeout = 15000; PRAGMA journal_mode = WAL; \
+                    "PRAGMA busy_timeout = 15000; \
                      PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError),
@@ -74,6 +77,14 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
                 .map_err(diesel::r2d2::Error::QueryError),
         }
     }
+}
+
+/// Puts the SQLite file at `path` (created if missing) in WAL mode, from one connection.
+fn use_wal(path: &str) -> Result<()> {
+    let mut conn = diesel::SqliteConnection::establish(path)
+        .map_err(|e| Error::Unavailable(format!("cannot open the database {path}: {e}")))?;
+    conn.batch_execute("PRAGMA busy_timeout = 15000; PRAGMA journal_mode = WAL;")?;
+    Ok(())
 }
 
 /// The connection pool. Cheap to clone.
@@ -102,6 +113,9 @@ impl Db {
             Backend::Sqlite => sqlite_path(url).to_string(),
             Backend::Postgres => url.to_string(),
         };
+        if backend == Backend::Sqlite {
+            use_wal(&target)?;
+        }
         // SQLite has one writer at a time anyway; a few connections serve the readers.
         let size = match backend {
             Backend::Sqlite => max_connections.min(8),

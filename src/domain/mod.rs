@@ -4,5 +4,6 @@ pub mod ids;
 pub mod inbound;
 pub mod roles;
 pub mod text;
+pub mod time;
 pub mod username;
 pub mod workflow;

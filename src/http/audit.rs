@@ -8,9 +8,9 @@ use crate::app::{
     audit::{AuditPage, Verification},
 };
 use crate::db::audit::AuditFilter;
+use crate::domain::time::ApiTime;
 use crate::error::Error;
 use actix_web::{get, web, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -23,10 +23,12 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// the id the action is about
     pub subject: Option<String>,
-    /// entries at or after this time (RFC 3339)
-    pub since: Option<DateTime<Utc>>,
-    /// entries before this time (RFC 3339)
-    pub until: Option<DateTime<Utc>>,
+    /// entries at or after this time (RFC 3339, years 2000 to 9999)
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<ApiTime>,
+    /// entries before this time (RFC 3339, years 2000 to 9999)
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<ApiTime>,
     /// the cursor: `next` of the previous page
     pub after: Option<String>,
     /// page size (default 100, at most 1000)
@@ -69,8 +71,8 @@ pub async fn query(
         actor: q.actor,
         action: q.action,
         subject: q.subject,
-        since: q.since,
-        until: q.until,
+        since: q.since.map(ApiTime::utc),
+        until: q.until.map(ApiTime::utc),
         after,
         limit: super::page_limit(q.limit)?,
     };

@@ -10,9 +10,9 @@ use crate::app::{
 };
 use crate::domain::ids::{CustomerId, InboundId};
 use crate::domain::inbound::InboundState;
+use crate::domain::time::ApiTime;
 use crate::error::Error;
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -33,8 +33,10 @@ pub struct InboundRequest {
     pub external_id: String,
     pub author: Author,
     pub text: String,
-    /// When the customer posted (RFC 3339); defaults to now.
-    pub received_at: Option<DateTime<Utc>>,
+    /// When the customer posted (RFC 3339, not before the channel existed, at most 5 minutes
+    /// ahead of the server's clock); defaults to now.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub received_at: Option<ApiTime>,
 }
 
 /// Record a customer's post; the author is linked to a customer record by handle.
@@ -62,7 +64,7 @@ pub async fn create(
         author_handle: b.author.handle,
         author_external_user_id: b.author.external_user_id,
         text: b.text,
-        received_at: b.received_at,
+        received_at: b.received_at.map(ApiTime::utc),
     };
     let received = state
         .ctx

@@ -141,7 +141,10 @@ pub async fn cap_connections(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let Some(limits) = req.app_data::<actix_web::web::Data<Limits>>().cloned() else {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     };
     let cap = limits.max_connections_per_client;
     let peer = req.peer_addr().map(|a| a.ip());
@@ -161,10 +164,16 @@ pub async fn cap_connections(
                 return refuse(req);
             }
         }
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     }
     let Some(client) = limits.client_addr(req.request()) else {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     };
     let in_flight = limits.counts.take(client);
     if in_flight.ordinal > cap {
@@ -199,7 +208,12 @@ pub async fn read_body_in_time(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let timeout = match req.app_data::<actix_web::web::Data<Limits>>() {
         Some(l) if has_body(&req) => l.body_timeout,
-        _ => return next.call(req).await.map(ServiceResponse::map_into_left_body),
+        _ => {
+            return next
+                .call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
     };
     let mut payload = req.take_payload();
     let read = async {
@@ -224,7 +238,9 @@ pub async fn read_body_in_time(
     match outcome {
         Ok(Ok(body)) => {
             req.set_payload(actix_web::dev::Payload::from(body));
-            next.call(req).await.map(ServiceResponse::map_into_left_body)
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
         }
         Ok(Err(e)) => closing(req, e.error_response()),
         Err(_) => closing(
