@@ -128,10 +128,11 @@ pub fn app(
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .default_service(web::to(error::not_found))
-        // Outermost first: observe every answer, refuse connections past the cap before
-        // reading anything, then read the body in time, then the sign-in guard.
-        .wrap(actix_web::middleware::from_fn(auth::require_sign_in))
+        // Outermost last: observe every answer; refuse connections past the cap before
+        // anything else; the sign-in guard before the body is read, so an unsigned client
+        // cannot make us buffer one; then the body, in time.
         .wrap(actix_web::middleware::from_fn(limits::read_body_in_time))
+        .wrap(actix_web::middleware::from_fn(auth::require_sign_in))
         .wrap(actix_web::middleware::from_fn(limits::cap_connections))
         .wrap(actix_web::middleware::from_fn(middleware::observe))
 }

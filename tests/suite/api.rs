@@ -1,8 +1,6 @@
 //! The HTTP API end to end (spec/api.md), on SQLite and on PostgreSQL.
 
-mod common;
-
-use common::{Backend, TestApp};
+use crate::common::{Backend, TestApp};
 use countersign::domain::roles::Role;
 use serde_json::json;
 
@@ -530,7 +528,7 @@ fn bad_input_gets_a_json_error_and_changes_nothing(b: Backend) {
     let draft = app.draft(&agent, &inbound, CLEAN);
     let size = app.audit_size();
     let unknown = uuid::Uuid::now_v7();
-    let cases: Vec<(u16, common::Reply)> = vec![
+    let cases: Vec<(u16, crate::common::Reply)> = vec![
         (400, app.post_raw("/api/v1/drafts", Some(&agent), "application/json", "{\"inbound_id\": ")),
         (400, app.post_raw("/api/v1/drafts", Some(&agent), "text/plain", "hello")),
         (400, app.post("/api/v1/drafts", Some(&agent), &json!({"inbound_id": inbound}))),
@@ -613,7 +611,7 @@ fn failed_sign_ins_lock_the_username(b: Backend) {
     let r = app.post(
         "/api/v1/login",
         None,
-        &json!({"username": "ana", "password": common::PASSWORD}),
+        &json!({"username": "ana", "password": crate::common::PASSWORD}),
     );
     assert_eq!(
         r.status, 429,
@@ -626,7 +624,7 @@ fn failed_sign_ins_lock_the_username(b: Backend) {
         app.post(
             "/api/v1/login",
             None,
-            &json!({"username": "aud", "password": common::PASSWORD})
+            &json!({"username": "aud", "password": crate::common::PASSWORD})
         )
         .status,
         200
@@ -803,7 +801,7 @@ fn twenty_failed_sign_ins_from_one_address_lock_that_address() {
     let r = app.post(
         "/api/v1/login",
         None,
-        &json!({"username": "ana", "password": common::PASSWORD}),
+        &json!({"username": "ana", "password": crate::common::PASSWORD}),
     );
     assert_eq!(r.status, 429, "{}", r.text);
 }

@@ -83,7 +83,7 @@ fn note_postgres_skipped() {
     ONCE.call_once(|| {
         let _ = writeln!(
             std::io::stderr(),
-            "SKIPPED: the postgres:: tests of this file ran nothing: COUNTERSIGN_TEST_POSTGRES_URL is not set"
+            "SKIPPED: the postgres:: tests ran nothing: COUNTERSIGN_TEST_POSTGRES_URL is not set"
         );
     });
 }

@@ -1,8 +1,6 @@
 //! Posting exactly once: a restart neither loses nor repeats a post job.
 
-mod common;
-
-use common::{Backend, TestApp, TestDb};
+use crate::common::{Backend, TestApp, TestDb};
 use countersign::app::drafts::{self, NewReview};
 use countersign::app::inbound::{NewInbound, Received};
 use countersign::app::{posting, users, Caller, Context};
@@ -25,7 +23,7 @@ fn built_without_worker(db: &TestDb) -> Application {
         ("COUNTERSIGN_BIND", "127.0.0.1:0".to_string()),
         (
             "COUNTERSIGN_POLICIES",
-            common::repo_path("policies").display().to_string(),
+            crate::common::repo_path("policies").display().to_string(),
         ),
         (
             "COUNTERSIGN_POST_LOG",
@@ -46,7 +44,7 @@ fn approve_one(ctx: &Context) -> String {
             &mut conn,
             &Actor::System,
             name,
-            common::PASSWORD,
+            crate::common::PASSWORD,
             &[role],
             None,
         )

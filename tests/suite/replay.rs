@@ -1,9 +1,7 @@
 //! The replay of real replies (`countersign replay`) against the real server, on a sample
 //! of the corpus (tests/data/ORIGIN.md), with the brand configured as the organisation.
 
-mod common;
-
-use common::{Backend, TestApp};
+use crate::common::{Backend, TestApp};
 use countersign::replay::{replay, ReplayArgs};
 
 on_both_backends!(
@@ -25,7 +23,7 @@ fn args(pairs: std::path::PathBuf, server: &str) -> ReplayArgs {
 }
 
 fn real_replay_app(b: Backend) -> Option<TestApp> {
-    let policies = common::repo_path("examples/real-replay/policies")
+    let policies = crate::common::repo_path("examples/real-replay/policies")
         .display()
         .to_string();
     TestApp::spawn_with(b, &[("COUNTERSIGN_POLICIES", &policies)])
@@ -35,7 +33,7 @@ fn real_replies_are_all_posted_once_and_the_log_verifies(b: Backend) {
     let Some(app) = real_replay_app(b) else {
         return;
     };
-    let sample = common::repo_path("tests/data/real-sample.jsonl");
+    let sample = crate::common::repo_path("tests/data/real-sample.jsonl");
     let pairs = countersign::replay::read_pairs(&sample, None)
         .unwrap()
         .len();

@@ -1,16 +1,14 @@
 //! Reloading the policy set while serving (spec/api.md "Policies"): a good set replaces the
 //! one in force; a broken one is refused with file, line and rule, and the old set stays.
 
-mod common;
-
-use common::{Backend, TestApp};
+use crate::common::{Backend, TestApp};
 use countersign::domain::roles::Role;
 use serde_json::json;
 use std::path::Path;
 
 fn copy_policies(to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(common::repo_path("policies")).unwrap() {
+    for entry in std::fs::read_dir(crate::common::repo_path("policies")).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }

@@ -1,9 +1,7 @@
 //! The audit log's guarantees (spec/audit.md): append-only in the database, gap-free under
 //! concurrent requests, each change with its entry or neither, tampering named by `verify`.
 
-mod common;
-
-use common::{Backend, TestApp};
+use crate::common::{Backend, TestApp};
 use countersign::domain::roles::Role;
 use diesel::RunQueryDsl;
 use serde_json::json;
