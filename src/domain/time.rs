@@ -7,7 +7,7 @@
 //! Diesel's `YYYY-MM-DD HH:MM:SS[.ffffff]` text, which orders correctly only for four-digit
 //! years, so a year-10000 time would otherwise jump the queue.
 
-use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The first instant accepted: 2000-01-01T00:00:00Z.
@@ -47,9 +47,11 @@ impl ApiTime {
         let t = DateTime::parse_from_rfc3339(raw.trim())
             .map_err(|_| invalid())?
             .with_timezone(&Utc);
-        let t = t
-            .duration_trunc(TimeDelta::microseconds(1))
-            .map_err(|_| invalid())?;
+        // To the microsecond, by hand: chrono's `duration_trunc` counts in i64 nanoseconds
+        // and fails past 2262. A leap second (23:59:60) becomes the last microsecond of its
+        // minute, which both databases can store.
+        let micros = (t.nanosecond() / 1_000).min(999_999);
+        let t = t.with_nanosecond(micros * 1_000).ok_or_else(invalid)?;
         if t < earliest() || t > latest() {
             return Err(invalid());
         }
@@ -132,7 +134,12 @@ mod tests {
             serde_json::to_string(&t).unwrap(),
             "\"2026-01-02T03:04:05.000000Z\""
         );
-        assert!(serde_json::from_str::<ApiTime>("\"9999-12-31T23:59:60Z\"").is_err());
+        let leap: ApiTime = serde_json::from_str("\"2016-12-31T23:59:60.5Z\"").unwrap();
+        assert_eq!(format_utc(leap.utc()), "2016-12-31T23:59:59.999999Z");
+        assert!(
+            ApiTime::parse("2262-04-12T00:00:00.1234567Z").is_ok(),
+            "past i64 nanos"
+        );
         assert!(serde_json::from_str::<ApiTime>("12").is_err());
     }
 }

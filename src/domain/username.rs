@@ -68,10 +68,13 @@ impl Username {
 
 /// The canonical form of any typed name (also of one that is not a valid username, so a
 /// sign-in with it finds nobody and is counted under the same lock-out key as its look-alike
-/// spellings): NFKC, full case folding, NFKC again (case folding can undo NFKC), trimmed.
+/// spellings): NFKC, full case folding, NFKC again (case folding can undo NFKC), trimmed
+/// before and after (NFKC can turn a spacing mark such as `΄` into a space and a combining
+/// mark).
 pub fn canonical(raw: &str) -> String {
     let nfkc: String = raw.trim().nfkc().collect();
-    caseless::default_case_fold_str(&nfkc).nfkc().collect()
+    let folded: String = caseless::default_case_fold_str(&nfkc).nfkc().collect();
+    folded.trim().to_string()
 }
 
 /// TR39's skeleton of a canonical name.
@@ -107,6 +110,14 @@ mod tests {
         assert_eq!(greek_o.skeleton(), name("bob").skeleton());
         assert_eq!(name("rn").skeleton(), name("m").skeleton(), "TR39's rn ~ m");
         assert_ne!(name("ana").skeleton(), name("eva").skeleton());
+    }
+
+    #[test]
+    fn the_canonical_form_is_a_fixed_point() {
+        for s in ["\u{0384}", "ǅ", "ﬁ", "Ⅻ", " x ", "ß"] {
+            let once = canonical(s);
+            assert_eq!(canonical(&once), once, "{s:?}");
+        }
     }
 
     #[test]

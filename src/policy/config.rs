@@ -195,7 +195,12 @@ impl SourceFile {
         toml::from_str::<FileDef>(&self.content).map_err(|e| {
             let start = e.span().map(|s| s.start);
             let rule = start.and_then(|b| self.rule_id_at(b));
-            self.error(start, rule, e.message().trim().to_string())
+            // The TOML parser leaves some messages empty (a stray carriage return, say).
+            let message = match e.message().trim() {
+                "" => "not valid TOML here".to_string(),
+                m => m.to_string(),
+            };
+            self.error(start, rule, message)
         })
     }
 }

@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod audit_log;
 mod cli;
+mod fuzz_properties;
 mod hardening;
 mod outbox;
 mod policies_reload;
