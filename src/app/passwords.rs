@@ -31,6 +31,9 @@ pub const P_COST: u32 = 1;
 const MAX_M_COST_KIB: u32 = 256 * 1024;
 /// Queued hashes per hashing thread before callers are turned away.
 const QUEUE_PER_THREAD: usize = 8;
+/// At most this many hashing threads whatever the machine, so the memory they hold stays
+/// within 4 × 19 MiB on a large host too.
+const MAX_THREADS: usize = 4;
 
 /// The parameters new hashes are made with.
 pub fn current_params() -> Params {
@@ -93,10 +96,10 @@ impl std::fmt::Debug for HashingPool {
 }
 
 impl HashingPool {
-    /// A pool sized for this machine: `max(1, cores − 1)` threads.
+    /// A pool sized for this machine: `max(1, cores − 1)` threads, at most [`MAX_THREADS`].
     pub fn for_this_machine() -> Result<HashingPool> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        HashingPool::new(cores.saturating_sub(1).max(1))
+        HashingPool::new(cores.saturating_sub(1).clamp(1, MAX_THREADS))
     }
 
     /// A pool of `threads` hashing threads (at least 1) and a queue of
@@ -182,6 +185,10 @@ fn hashing_thread(jobs: &Mutex<Receiver<Job>>, done_count: &AtomicU64) {
                 Err(_) => return, // every sender is gone: the service stopped
             }
         };
+        // A caller that has gone (a dropped request) needs no answer: skip the work.
+        if job.reply.is_closed() {
+            continue;
+        }
         let done = match job.work {
             Work::Hash { password } => {
                 let params = current_params();
@@ -191,6 +198,11 @@ fn hashing_thread(jobs: &Mutex<Receiver<Job>>, done_count: &AtomicU64) {
                 verify_with(&mut memory, &password, &stored).map(Done::Verified)
             }
         };
+        // A stored hash with more memory than ours grew the block: give the excess back.
+        if memory.len() > current_params().block_count() {
+            memory.truncate(current_params().block_count());
+            memory.shrink_to_fit();
+        }
         done_count.fetch_add(1, Ordering::Relaxed);
         // The caller may have gone (a dropped connection); nothing to do then.
         let _ = job.reply.send(done);

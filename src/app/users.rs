@@ -215,30 +215,33 @@ fn is_locked(failures: &[NaiveDateTime], limit: usize, now: NaiveDateTime) -> bo
     })
 }
 
-/// What locks a sign-in attempt out, if anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lock {
-    Username,
-    Address,
+/// Which lock-outs are running for an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Locks {
+    username: bool,
+    address: bool,
 }
 
-fn lock_of(conn: &mut DbConn, key: &str, addr: &str, t: NaiveDateTime) -> Result<Option<Lock>> {
+impl Locks {
+    fn is_some(self) -> bool {
+        self.username || self.address
+    }
+}
+
+fn lock_of(conn: &mut DbConn, key: &str, addr: &str, t: NaiveDateTime) -> Result<Locks> {
     let since = t - LOCKOUT_WINDOW * 2;
-    if is_locked(
-        &db::users::failures_for_username(conn, key, since)?,
-        USERNAME_FAILURE_LIMIT,
-        t,
-    ) {
-        return Ok(Some(Lock::Username));
-    }
-    if is_locked(
-        &db::users::failures_for_addr(conn, addr, since)?,
-        ADDRESS_FAILURE_LIMIT,
-        t,
-    ) {
-        return Ok(Some(Lock::Address));
-    }
-    Ok(None)
+    Ok(Locks {
+        username: is_locked(
+            &db::users::failures_for_username(conn, key, since)?,
+            USERNAME_FAILURE_LIMIT,
+            t,
+        ),
+        address: is_locked(
+            &db::users::failures_for_addr(conn, addr, since)?,
+            ADDRESS_FAILURE_LIMIT,
+            t,
+        ),
+    })
 }
 
 fn locked_out() -> Error {
@@ -286,18 +289,25 @@ pub async fn sign_in(
         })
         .await?;
 
-    let stored = user
-        .as_ref()
-        .map_or_else(|| DECOY_HASH.to_string(), |u| u.password_hash.clone());
-    let verified = hashing.verify(password, stored).await?;
-    let verified = if user.is_some() {
-        verified
-    } else {
-        Verified::NoMatch
-    };
-
-    db.run(move |conn| record_sign_in(conn, user, verified, &key, &client, session_hours))
-        .await?
+    // Steps 2 and 3 run as their own task: if the client hangs up meanwhile, the request's
+    // future is dropped, but the attempt is still recorded (else a client could fill the
+    // hashing queue over and over without ever counting towards a lock-out).
+    let (db, hashing) = (db.clone(), hashing.clone());
+    tokio::spawn(async move {
+        let stored = user
+            .as_ref()
+            .map_or_else(|| DECOY_HASH.to_string(), |u| u.password_hash.clone());
+        let verified = hashing.verify(password, stored).await?;
+        let verified = if user.is_some() {
+            verified
+        } else {
+            Verified::NoMatch
+        };
+        db.run(move |conn| record_sign_in(conn, user, verified, &key, &client, session_hours))
+            .await?
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("sign-in task failed: {e}")))?
 }
 
 /// Step (3) of [`sign_in`]. The outer result is the transaction's; the inner one the
@@ -315,6 +325,19 @@ fn record_sign_in(
         if lock_of(conn, key, client, t)?.is_some() {
             return Ok(Err(locked_out()));
         }
+        // The password may have changed since it was verified: only the hash that was
+        // checked signs in (and only it may be replaced by its re-hash).
+        let verified = match (&user, verified) {
+            (Some(u), Verified::Match { rehash }) => {
+                let current = db::users::by_id(conn, u.user_id()?)?;
+                if current.is_some_and(|c| c.password_hash == u.password_hash) {
+                    Verified::Match { rehash }
+                } else {
+                    Verified::NoMatch
+                }
+            }
+            (_, v) => v,
+        };
         match (&user, verified) {
             (Some(u), Verified::Match { rehash }) => {
                 let id = u.user_id()?;
@@ -359,17 +382,17 @@ fn record_sign_in(
                     &json!({"reason": reason}),
                 )?;
                 // The failure that starts a lock-out is recorded once; the attempts refused
-                // during it are not (a storm of them cannot flood the log).
-                if let Some(lock) = lock_of(conn, key, client, t)? {
-                    let until = super::views::rfc3339(t + LOCKOUT_WINDOW);
-                    let (subject, data) = match lock {
-                        Lock::Username => (subject, json!({"scope": "username", "until": until})),
-                        Lock::Address => (
-                            None,
-                            json!({"scope": "address", "address": client, "until": until}),
-                        ),
-                    };
+                // during it are not (a storm of them cannot flood the log). Neither lock ran
+                // before this failure (checked above), so any that runs now starts here.
+                let locks = lock_of(conn, key, client, t)?;
+                let until = super::views::rfc3339(t + LOCKOUT_WINDOW);
+                if locks.username {
+                    let data = json!({"scope": "username", "until": until});
                     db::audit::append(conn, &Actor::System, "user.locked_out", subject, &data)?;
+                }
+                if locks.address {
+                    let data = json!({"scope": "address", "address": client, "until": until});
+                    db::audit::append(conn, &Actor::System, "user.locked_out", None, &data)?;
                 }
                 Ok(Err(Error::Unauthorized(
                     "wrong username or password".into(),

@@ -12,6 +12,7 @@ diesel::table! {
         created_at -> Timestamp,
         username_canonical -> Nullable<Text>,
         username_skeleton -> Nullable<Text>,
+        username_skeleton_cased -> Nullable<Text>,
     }
 }
 

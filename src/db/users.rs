@@ -50,6 +50,7 @@ pub fn insert(conn: &mut DbConn, u: &NewUser<'_>) -> Result<()> {
             users::username.eq(u.username.as_str()),
             users::username_canonical.eq(u.username.canonical()),
             users::username_skeleton.eq(u.username.skeleton()),
+            users::username_skeleton_cased.eq(u.username.cased_skeleton()),
             users::password_hash.eq(u.password_hash),
             users::email.eq(u.email),
             users::roles.eq(u.roles),
@@ -77,7 +78,8 @@ pub fn by_exact_name(conn: &mut DbConn, username: &str) -> Result<Option<UserRow
         .optional()?)
 }
 
-/// Another user (not `except`) whose canonical form or skeleton is that of `name`.
+/// Another user (not `except`) whose canonical form is that of `name`, or one of whose two
+/// skeletons is one of `name`'s.
 pub fn clashing_with(
     conn: &mut DbConn,
     name: &Username,
@@ -88,7 +90,8 @@ pub fn clashing_with(
         .filter(
             users::username_canonical
                 .eq(name.canonical())
-                .or(users::username_skeleton.eq(name.skeleton())),
+                .or(users::username_skeleton.eq_any(name.skeletons()))
+                .or(users::username_skeleton_cased.eq_any(name.skeletons())),
         )
         .into_boxed();
     if let Some(id) = except {
@@ -113,6 +116,7 @@ pub fn set_username(conn: &mut DbConn, id: UserId, name: &Username) -> Result<()
             users::username.eq(name.as_str()),
             users::username_canonical.eq(name.canonical()),
             users::username_skeleton.eq(name.skeleton()),
+            users::username_skeleton_cased.eq(name.cased_skeleton()),
         ))
         .execute(conn)?;
     Ok(())

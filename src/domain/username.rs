@@ -26,6 +26,7 @@ pub struct Username {
     display: String,
     canonical: String,
     skeleton: String,
+    cased_skeleton: String,
 }
 
 impl Username {
@@ -42,11 +43,13 @@ impl Username {
             return Err(UsernameError::Malformed);
         }
         let canonical = canonical(display);
-        let skeleton = skeleton_of_canonical(&canonical);
+        let skeleton = unicode_security::skeleton(&canonical).collect();
+        let cased_skeleton = cased_skeleton_of(display);
         Ok(Username {
             display: display.to_string(),
             canonical,
             skeleton,
+            cased_skeleton,
         })
     }
 
@@ -60,9 +63,21 @@ impl Username {
         &self.canonical
     }
 
-    /// The confusable skeleton of the canonical form: also unique among users.
+    /// The confusable skeleton of the canonical form (`ALICE` and `аlice` meet `alice`).
     pub fn skeleton(&self) -> &str {
         &self.skeleton
+    }
+
+    /// The confusable skeleton of the name as typed, then folded (`Ian` meets `lan`, `B0B`
+    /// meets `bob`): TR39's table is case-sensitive, and `I` reads both as `i` (its lower
+    /// case) and as `l`, so one skeleton cannot catch both.
+    pub fn cased_skeleton(&self) -> &str {
+        &self.cased_skeleton
+    }
+
+    /// Both skeletons: two names clash when any of one's meets any of the other's.
+    pub fn skeletons(&self) -> [&str; 2] {
+        [&self.skeleton, &self.cased_skeleton]
     }
 }
 
@@ -77,9 +92,12 @@ pub fn canonical(raw: &str) -> String {
     folded.trim().to_string()
 }
 
-/// TR39's skeleton of a canonical name.
-fn skeleton_of_canonical(canonical: &str) -> String {
-    unicode_security::skeleton(canonical).collect()
+/// The skeleton of the name as typed, folded and skeletonised again.
+fn cased_skeleton_of(display: &str) -> String {
+    let nfkc: String = display.trim().nfkc().collect();
+    let once: String = unicode_security::skeleton(&nfkc).collect();
+    let folded = caseless::default_case_fold_str(&once);
+    unicode_security::skeleton(&folded).collect()
 }
 
 #[cfg(test)]
@@ -109,6 +127,15 @@ mod tests {
         let greek_o = name("b\u{03BF}b"); // Greek ο
         assert_eq!(greek_o.skeleton(), name("bob").skeleton());
         assert_eq!(name("rn").skeleton(), name("m").skeleton(), "TR39's rn ~ m");
+        let meet = |a: &str, b: &str| {
+            let (a, b) = (name(a), name(b));
+            a.skeletons().iter().any(|s| b.skeletons().contains(s))
+        };
+        assert!(meet("Ian", "lan"), "I reads as l");
+        assert!(meet("AIice", "alice"));
+        assert!(!meet("ana", "eva"));
+        assert!(meet("B0B", "bob"), "0 reads as O");
+        assert_eq!(name("ALICE").skeleton(), name("alice").skeleton());
         assert_ne!(name("ana").skeleton(), name("eva").skeleton());
     }
 

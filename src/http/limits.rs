@@ -22,8 +22,10 @@ pub struct Limits {
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub body_timeout: Duration,
     pub max_connections_per_client: usize,
-    /// Open connections per peer address, and requests in flight per forwarded client.
+    /// Open connections per peer address.
     pub counts: ConnectionCounts,
+    /// Requests in flight per forwarded client, behind a trusted proxy.
+    pub in_flight: ConnectionCounts,
 }
 
 impl Limits {
@@ -33,10 +35,12 @@ impl Limits {
             body_timeout: s.body_timeout,
             max_connections_per_client: s.max_connections_per_client,
             counts: ConnectionCounts::default(),
+            in_flight: ConnectionCounts::default(),
         }
     }
 
     fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
@@ -44,30 +48,45 @@ impl Limits {
     /// right-most `X-Forwarded-For` address that is not itself a trusted proxy (each proxy
     /// appends the address it heard from, so addresses left of that are the client's own
     /// claims). A trusted peer with no usable header stays the client.
+    ///
+    /// The answer is a counting key ([`client_key`]): IPv4-mapped IPv6 as IPv4, other IPv6
+    /// by its /64 (one host can hold a whole /64).
     pub fn client_addr(&self, req: &HttpRequest) -> Option<IpAddr> {
         let peer = req.peer_addr()?.ip();
         if !self.is_trusted_proxy(peer) {
-            return Some(peer);
+            return Some(client_key(peer));
         }
+        // Several headers are one list, in order (RFC 9110 section 5.3).
         let mut hops: Vec<IpAddr> = Vec::new();
         for value in req.headers().get_all("x-forwarded-for") {
-            let Ok(text) = value.to_str() else {
-                return Some(peer);
-            };
-            for item in text.split(',') {
-                match item.trim().parse::<IpAddr>() {
-                    Ok(ip) => hops.push(ip),
+            for item in value.as_bytes().split(|b| *b == b',') {
+                let parsed = std::str::from_utf8(item)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<IpAddr>().ok());
+                match parsed {
+                    Some(ip) => hops.push(ip),
                     // A hop we cannot read: believe nothing left of it.
-                    Err(_) => hops.clear(),
+                    None => hops.clear(),
                 }
             }
         }
-        Some(
-            hops.into_iter()
-                .rev()
-                .find(|ip| !self.is_trusted_proxy(*ip))
-                .unwrap_or(peer),
-        )
+        let client = hops
+            .into_iter()
+            .rev()
+            .find(|ip| !self.is_trusted_proxy(*ip))
+            .unwrap_or(peer);
+        Some(client_key(client))
+    }
+}
+
+/// The address limits count by: IPv4-mapped IPv6 as its IPv4, other IPv6 cut to its /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
@@ -127,7 +146,7 @@ pub fn on_connect(counts: ConnectionCounts) -> impl Fn(&dyn std::any::Any, &mut 
     move |conn, data| {
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
             if let Ok(peer) = tcp.peer_addr() {
-                data.insert(ConnectionSlot(counts.take(peer.ip())));
+                data.insert(ConnectionSlot(counts.take(client_key(peer.ip()))));
             }
         }
     }
@@ -175,7 +194,7 @@ pub async fn cap_connections(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
-    let in_flight = limits.counts.take(client);
+    let in_flight = limits.in_flight.take(client);
     if in_flight.ordinal > cap {
         return refuse(req);
     }
@@ -251,5 +270,92 @@ pub async fn read_body_in_time(
             ))
             .error_response(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn limits(proxies: &[&str]) -> Limits {
+        Limits {
+            trusted_proxies: Arc::new(proxies.iter().map(|p| p.parse().unwrap()).collect()),
+            body_timeout: Duration::from_secs(10),
+            max_connections_per_client: 64,
+            counts: ConnectionCounts::default(),
+            in_flight: ConnectionCounts::default(),
+        }
+    }
+
+    fn client(l: &Limits, peer: &str, headers: &[&[u8]]) -> String {
+        let mut req = TestRequest::default().peer_addr(peer.parse().unwrap());
+        for h in headers {
+            req = req.append_header((
+                "x-forwarded-for",
+                header::HeaderValue::from_bytes(h).unwrap(),
+            ));
+        }
+        l.client_addr(&req.to_http_request()).unwrap().to_string()
+    }
+
+    #[test]
+    fn forwarded_for_is_read_right_to_left_and_only_from_trusted_proxies() {
+        let none = limits(&[]);
+        assert_eq!(
+            client(&none, "192.0.2.1:5000", &[b"203.0.113.9"]),
+            "192.0.2.1"
+        );
+        let proxy = limits(&["10.0.0.0/8"]);
+        assert_eq!(
+            client(&proxy, "10.0.0.5:5000", &[b"203.0.113.9"]),
+            "203.0.113.9"
+        );
+        // The client's own claims sit left of what the proxy appended.
+        assert_eq!(
+            client(
+                &proxy,
+                "10.0.0.5:5000",
+                &[b"1.2.3.4, 203.0.113.9, 10.0.0.7"]
+            ),
+            "203.0.113.9"
+        );
+        // Several headers are one list.
+        assert_eq!(
+            client(&proxy, "10.0.0.5:5000", &[b"1.2.3.4", b"203.0.113.9"]),
+            "203.0.113.9"
+        );
+        // An unreadable hop (not an address, not UTF-8) cuts off what is left of it, and
+        // never makes the proxy the client.
+        assert_eq!(
+            client(&proxy, "10.0.0.5:5000", &[b"\xff\xfe, 203.0.113.9"]),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            client(&proxy, "10.0.0.5:5000", &[b"203.0.113.9, junk"]),
+            "10.0.0.5"
+        );
+        // IPv4-mapped peers are the IPv4 they map; IPv6 clients count by their /64.
+        assert_eq!(
+            client(&proxy, "[::ffff:10.0.0.5]:5000", &[b"203.0.113.9"]),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            client(&none, "[2001:db8:1:2:aaaa::1]:5000", &[]),
+            "2001:db8:1:2::"
+        );
+    }
+
+    #[test]
+    fn a_slot_counts_until_dropped() {
+        let counts = ConnectionCounts::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = counts.take(ip);
+        let b = counts.take(ip);
+        assert_eq!((a.ordinal, b.ordinal, counts.held_by(ip)), (1, 2, 2));
+        drop(a);
+        assert_eq!(counts.held_by(ip), 1);
+        drop(b);
+        assert_eq!(counts.held_by(ip), 0);
     }
 }
