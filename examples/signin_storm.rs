@@ -95,10 +95,11 @@ fn main() {
     // Before anything: the fresh start's memory.
     let idle = rss_kib(pid);
 
-    // Lock storm0..storm4 (from 127.0.0.1, which the storm does not use).
-    for u in 0..5 {
+    // Lock storm0..storm4, each from an address the storm does not use (127.1.0.u).
+    for u in 0..5u8 {
         for i in 0..5 {
-            login(server, local, &format!("storm{u}"), &format!("wrong {i}"));
+            let from = Ipv4Addr::new(127, 1, 0, u + 1);
+            login(server, from, &format!("storm{u}"), &format!("wrong {i}"));
         }
     }
     let (status, body) = login(server, local, "steady", PASSWORD);

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 /// Memory cost in KiB (= Argon2 blocks of 1 KiB): OWASP's 19 MiB.
@@ -29,6 +29,8 @@ pub const P_COST: u32 = 1;
 /// A stored hash that asks for more memory than this (KiB) is refused rather than computed:
 /// it did not come from us, and computing it could take the memory the pool exists to bound.
 const MAX_M_COST_KIB: u32 = 256 * 1024;
+/// A hashing thread idle this long frees its memory block.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Queued hashes per hashing thread before callers are turned away.
 const QUEUE_PER_THREAD: usize = 8;
 /// At most this many hashing threads whatever the machine, so the memory they hold stays
@@ -85,7 +87,15 @@ pub struct HashingPool {
     threads: usize,
     /// Jobs the threads have finished (a hash or a verification each).
     done: Arc<AtomicU64>,
+    /// Admissions: a sign-in holds one from its first database read to its last write, so
+    /// no more sign-ins are under way than the threads and the queue can take, and a storm
+    /// is turned away before it touches the database.
+    admissions: Arc<tokio::sync::Semaphore>,
 }
+
+/// A place among the sign-ins under way ([`HashingPool::admit`]); freed when dropped.
+#[derive(Debug)]
+pub struct Admission(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 impl std::fmt::Debug for HashingPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,7 +130,22 @@ impl HashingPool {
             queue,
             threads,
             done,
+            admissions: Arc::new(tokio::sync::Semaphore::new(
+                threads * (QUEUE_PER_THREAD + 1),
+            )),
         })
+    }
+
+    /// A place for one sign-in, or [`Error::Overloaded`] at once when as many are under way
+    /// as the threads and the queue can take.
+    pub fn admit(&self) -> Result<Admission> {
+        self.admissions
+            .clone()
+            .try_acquire_owned()
+            .map(Admission)
+            .map_err(|_| {
+                Error::Overloaded("too many sign-ins at once; try again in a second".into())
+            })
     }
 
     pub fn threads(&self) -> usize {
@@ -174,15 +199,20 @@ impl HashingPool {
 }
 
 fn hashing_thread(jobs: &Mutex<Receiver<Job>>, done_count: &AtomicU64) {
-    // One memory block for the life of the thread, sized for the current parameters;
-    // allocated on the first job so an idle service does not hold it.
+    // One memory block, sized for the current parameters, reused from job to job; allocated
+    // on the first job and freed after IDLE_RELEASE without one.
     let mut memory: Vec<Block> = Vec::new();
     loop {
         let job = {
             let Ok(guard) = jobs.lock() else { return };
-            match guard.recv() {
+            match guard.recv_timeout(IDLE_RELEASE) {
                 Ok(job) => job,
-                Err(_) => return, // every sender is gone: the service stopped
+                Err(RecvTimeoutError::Timeout) => {
+                    // Idle: give the block back, so a quiet service holds none of it.
+                    memory = Vec::new();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return, // the service stopped
             }
         };
         // A caller that has gone (a dropped request) needs no answer: skip the work.

@@ -251,8 +251,9 @@ fn locked_out() -> Error {
 /// Signs a user in (spec/api.md `POST /login`), recording `user.login` or
 /// `user.login_failed`, and `user.locked_out` once when a failure starts a lock-out.
 ///
-/// In three steps, so that nothing slow holds a database lock and a locked-out attempt
-/// costs no hash: (1) a read decides the lock-out and finds the user; (2) the password is
+/// First a place among the sign-ins under way is taken (else 503 at once, before any
+/// database work); then three steps, so that nothing slow holds a database lock and a
+/// locked-out attempt costs no hash: (1) a read decides the lock-out and finds the user; (2) the password is
 /// verified on the hashing pool, against a decoy hash for an unknown name; (3) one write
 /// transaction decides the lock-out again (failures may have arrived meanwhile) and records
 /// the outcome, storing a re-hash if the stored hash had old parameters.
@@ -271,6 +272,8 @@ pub async fn sign_in(
     client: String,
     session_hours: u32,
 ) -> Result<SignIn> {
+    // Past the pool's capacity, turned away before any database work.
+    let admission = hashing.admit()?;
     let canonical = username::canonical(&username);
     let key = username_key(&canonical);
 
@@ -303,8 +306,11 @@ pub async fn sign_in(
         } else {
             Verified::NoMatch
         };
-        db.run(move |conn| record_sign_in(conn, user, verified, &key, &client, session_hours))
-            .await?
+        let recorded = db
+            .run(move |conn| record_sign_in(conn, user, verified, &key, &client, session_hours))
+            .await?;
+        drop(admission);
+        recorded
     })
     .await
     .map_err(|e| Error::Internal(format!("sign-in task failed: {e}")))?
