@@ -72,43 +72,47 @@ impl std::fmt::Debug for Settings {
 /// Query parameters of a URL that carry a credential (libpq's and lettre's spellings).
 const SECRET_QUERY_KEYS: [&str; 4] = ["password", "pass", "passwd", "sslpassword"];
 
+/// Where the credentials of `url` are, as byte ranges: the password of its user part
+/// (`scheme://user:PASSWORD@host`) and the values of credential query parameters.
+fn credential_ranges(url: &str) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (main, query_start) = match url.find('?') {
+        Some(q) => (&url[..q], Some(q + 1)),
+        None => (url, None),
+    };
+    if let Some(scheme_end) = main.find("://") {
+        let start = scheme_end + 3;
+        let rest = &main[start..];
+        // The user part ends at the last '@' before the path.
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        if let Some(at) = authority.rfind('@') {
+            if let Some(colon) = authority[..at].find(':') {
+                ranges.push(start + colon + 1..start + at);
+            }
+        }
+    }
+    if let Some(mut pos) = query_start {
+        for pair in url[pos..].split('&') {
+            if let Some((k, v)) = pair.split_once('=') {
+                if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
+                    let value_start = pos + k.len() + 1;
+                    ranges.push(value_start..value_start + v.len());
+                }
+            }
+            pos += pair.len() + 1;
+        }
+    }
+    ranges.retain(|r| !r.is_empty());
+    ranges
+}
+
 /// `url` with the password of its user part and any credential query parameter replaced
 /// by `***`, for messages, logs and `Debug` output: `postgres://cs:***@db/cs`.
 pub fn redact_url(url: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (url, None),
-    };
-    let mut out = match main.split_once("://") {
-        Some((scheme, rest)) => {
-            // The user part ends at the last '@' before the path.
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(authority_end);
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) => {
-                    let user = match userinfo.split_once(':') {
-                        Some((user, _password)) => format!("{user}:***"),
-                        None => userinfo.to_string(),
-                    };
-                    format!("{scheme}://{user}@{host}{path}")
-                }
-                None => main.to_string(),
-            }
-        }
-        None => main.to_string(),
-    };
-    if let Some(q) = query {
-        let pairs: Vec<String> = q
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) => {
-                    format!("{k}=***")
-                }
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&pairs.join("&"));
+    let mut out = url.to_string();
+    // Back to front, so earlier ranges stay where they were.
+    for r in credential_ranges(url).into_iter().rev() {
+        out.replace_range(r, "***");
     }
     out
 }
@@ -116,37 +120,17 @@ pub fn redact_url(url: &str) -> String {
 /// The secrets inside `url` (its password and credential query values), to scrub from
 /// messages that a library built from it (a connection error may quote them).
 pub fn url_secrets(url: &str) -> Vec<String> {
-    let mut secrets = Vec::new();
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (url, None),
-    };
-    if let Some((_, rest)) = main.split_once("://") {
-        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            if let Some((_, password)) = userinfo.split_once(':') {
-                secrets.push(password.to_string());
-            }
-        }
-    }
-    for pair in query.unwrap_or("").split('&') {
-        if let Some((k, v)) = pair.split_once('=') {
-            if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
-                secrets.push(v.to_string());
-            }
-        }
-    }
-    secrets.retain(|s| !s.is_empty());
-    secrets
+    credential_ranges(url)
+        .into_iter()
+        .map(|r| url[r].to_string())
+        .collect()
 }
 
-/// `message` with every secret of `url` replaced by `***`.
-pub fn scrub(message: &str, url: &str) -> String {
-    url_secrets(url)
-        .iter()
-        .fold(message.to_string(), |m, secret| {
-            m.replace(secret.as_str(), "***")
-        })
+/// `message` with each of `secrets` replaced by `***`.
+pub fn scrub(message: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(message.to_string(), |m, secret| {
+        m.replace(secret.as_str(), "***")
+    })
 }
 
 /// A setting that could not be used; the message names it.
@@ -569,7 +553,7 @@ mod tests {
         assert_eq!(
             scrub(
                 "auth failed for hunter2-db",
-                "postgres://cs:hunter2-db@db/cs"
+                &url_secrets("postgres://cs:hunter2-db@db/cs")
             ),
             "auth failed for ***"
         );

@@ -2,11 +2,12 @@
 //!
 //! Argon2id is memory-hard by design: one hash with OWASP's parameters fills 19 MiB. Run on
 //! whatever thread asks, fifty concurrent sign-ins would take a gigabyte, and the allocator
-//! keeps much of it afterwards. So every hash of a running service goes through one
-//! [`HashingPool`]: a few threads (at most `max(1, cores − 1)`, leaving a core for everyone
-//! else), each owning one memory block that it reuses for every hash, behind a short queue.
-//! When the queue is full the caller gets [`Error::Overloaded`] (HTTP 503 with
-//! `Retry-After`) at once instead of waiting: memory stays bounded whatever arrives.
+//! keeps much of it afterwards. So every sign-in of a running service verifies on one
+//! [`HashingPool`]: a few threads (at most `max(1, cores − 1)`, never more than 4, leaving a
+//! core for everyone else), each reusing one memory block, behind a short queue. Past it the
+//! caller gets [`Error::Overloaded`] (HTTP 503 with `Retry-After`) at once instead of
+//! waiting: memory stays bounded whatever arrives. (The command line's one hash per
+//! command, [`hash_now`], runs on its own thread.)
 //!
 //! Parameters follow the OWASP Password Storage Cheat Sheet (Argon2id, m = 19 MiB, t = 2,
 //! p = 1). Each stored hash records its own parameters in its PHC string, so they can be
@@ -64,19 +65,15 @@ pub enum Verified {
     NoMatch,
 }
 
-enum Work {
-    Hash { password: String },
-    Verify { password: String, stored: String },
-}
-
-enum Done {
-    Hashed(String),
-    Verified(Verified),
-}
-
+/// One verification for a hashing thread.
 struct Job {
-    work: Work,
-    reply: tokio::sync::oneshot::Sender<Result<Done>>,
+    password: String,
+    stored: String,
+    reply: tokio::sync::oneshot::Sender<Result<Verified>>,
+}
+
+fn overloaded() -> Error {
+    Error::Overloaded("too many sign-ins at once; try again in a second".into())
 }
 
 /// The bounded pool of hashing threads. Cheap to clone; the threads stop when the last
@@ -85,7 +82,7 @@ struct Job {
 pub struct HashingPool {
     queue: SyncSender<Job>,
     threads: usize,
-    /// Jobs the threads have finished (a hash or a verification each).
+    /// Verifications the threads have finished.
     done: Arc<AtomicU64>,
     /// Admissions: a sign-in holds one from its first database read to its last write, so
     /// no more sign-ins are under way than the threads and the queue can take, and a storm
@@ -143,28 +140,16 @@ impl HashingPool {
             .clone()
             .try_acquire_owned()
             .map(Admission)
-            .map_err(|_| {
-                Error::Overloaded("too many sign-ins at once; try again in a second".into())
-            })
+            .map_err(|_| overloaded())
     }
 
     pub fn threads(&self) -> usize {
         self.threads
     }
 
-    /// How many jobs (hashes or verifications) the pool has finished since it started.
+    /// How many verifications the pool has finished since it started.
     pub fn jobs_done(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
-    }
-
-    /// Hashes a new password with the current parameters.
-    ///
-    /// Errors: [`Error::Overloaded`] when the queue is full.
-    pub async fn hash(&self, password: String) -> Result<String> {
-        match self.submit(Work::Hash { password }).await? {
-            Done::Hashed(h) => Ok(h),
-            Done::Verified(_) => Err(Error::Internal("hashing pool answered a verify".into())),
-        }
     }
 
     /// Checks `password` against the PHC string `stored`. A string that does not parse, or
@@ -173,21 +158,15 @@ impl HashingPool {
     ///
     /// Errors: [`Error::Overloaded`] when the queue is full.
     pub async fn verify(&self, password: String, stored: String) -> Result<Verified> {
-        match self.submit(Work::Verify { password, stored }).await? {
-            Done::Verified(v) => Ok(v),
-            Done::Hashed(_) => Err(Error::Internal("hashing pool answered a hash".into())),
-        }
-    }
-
-    async fn submit(&self, work: Work) -> Result<Done> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        match self.queue.try_send(Job { work, reply }) {
+        let job = Job {
+            password,
+            stored,
+            reply,
+        };
+        match self.queue.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(Error::Overloaded(
-                    "too many sign-ins at once; try again in a second".into(),
-                ))
-            }
+            Err(TrySendError::Full(_)) => return Err(overloaded()),
             Err(TrySendError::Disconnected(_)) => {
                 return Err(Error::Internal("the hashing threads have stopped".into()))
             }
@@ -219,15 +198,7 @@ fn hashing_thread(jobs: &Mutex<Receiver<Job>>, done_count: &AtomicU64) {
         if job.reply.is_closed() {
             continue;
         }
-        let done = match job.work {
-            Work::Hash { password } => {
-                let params = current_params();
-                hash_with(&mut memory, &password, &params).map(Done::Hashed)
-            }
-            Work::Verify { password, stored } => {
-                verify_with(&mut memory, &password, &stored).map(Done::Verified)
-            }
-        };
+        let done = verify_with(&mut memory, &job.password, &job.stored);
         // A stored hash with more memory than ours grew the block: give the excess back.
         if memory.len() > current_params().block_count() {
             memory.truncate(current_params().block_count());
@@ -417,6 +388,7 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let pool = HashingPool::new(1).unwrap();
+            let stored = hash_now("the stored password").unwrap();
             let capacity = QUEUE_PER_THREAD + 1; // the queue plus the job in hand
             let mut pending = Vec::new();
             let mut overloaded = 0;
@@ -424,9 +396,8 @@ mod tests {
                 let p = pool.clone();
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 match p.queue.try_send(Job {
-                    work: Work::Hash {
-                        password: format!("password {i}"),
-                    },
+                    password: format!("password {i}"),
+                    stored: stored.clone(),
                     reply,
                 }) {
                     Ok(()) => pending.push(answer),
@@ -436,15 +407,15 @@ mod tests {
             }
             assert!(overloaded >= 20, "only {overloaded} turned away");
             assert!(pending.len() <= capacity, "{} queued", pending.len());
-            match pool.hash("one more".into()).await {
+            match pool.verify("one more".into(), stored.clone()).await {
                 Err(Error::Overloaded(_)) => {}
                 other => panic!("expected Overloaded while full, got {:?}", other.is_ok()),
             }
             for a in pending {
-                assert!(matches!(a.await, Ok(Ok(Done::Hashed(_)))));
+                assert!(matches!(a.await, Ok(Ok(Verified::NoMatch))));
             }
             // Drained: accepted again.
-            assert!(pool.hash("after".into()).await.is_ok());
+            assert!(pool.verify("after".into(), stored).await.is_ok());
         });
     }
 }

@@ -216,14 +216,14 @@ fn is_locked(failures: &[NaiveDateTime], limit: usize, now: NaiveDateTime) -> bo
 }
 
 /// Which lock-outs are running for an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Locks {
     username: bool,
     address: bool,
 }
 
 impl Locks {
-    fn is_some(self) -> bool {
+    fn any(self) -> bool {
         self.username || self.address
     }
 }
@@ -253,17 +253,18 @@ fn locked_out() -> Error {
 ///
 /// First a place among the sign-ins under way is taken (else 503 at once, before any
 /// database work); then three steps, so that nothing slow holds a database lock and a
-/// locked-out attempt costs no hash: (1) a read decides the lock-out and finds the user; (2) the password is
-/// verified on the hashing pool, against a decoy hash for an unknown name; (3) one write
-/// transaction decides the lock-out again (failures may have arrived meanwhile) and records
-/// the outcome, storing a re-hash if the stored hash had old parameters.
+/// locked-out attempt costs no hash: (1) a read decides the lock-out and finds the user;
+/// (2) the password is verified on the hashing pool, against a decoy hash for an unknown
+/// name; (3) one write transaction decides the lock-out again (failures may have arrived
+/// meanwhile), re-reads the user and records the outcome, storing a re-hash if the stored
+/// hash had old parameters.
 ///
 /// `client` is the address failures are counted under (the peer, or the forwarded client
 /// behind a trusted proxy).
 ///
 /// Errors: 401 for a wrong username or password; 429 while the username or the address is
-/// locked out, even for the right password; 503 ([`Error::Overloaded`]) when the hashing
-/// queue is full.
+/// locked out, even for the right password; 503 ([`Error::Overloaded`]) when as many
+/// sign-ins are under way as the hashing pool can take.
 pub async fn sign_in(
     db: &Db,
     hashing: &HashingPool,
@@ -280,7 +281,7 @@ pub async fn sign_in(
     let (k, a, c) = (key.clone(), client.clone(), canonical.clone());
     let user = db
         .run(move |conn| {
-            if lock_of(conn, &k, &a, now().naive_utc())?.is_some() {
+            if lock_of(conn, &k, &a, now().naive_utc())?.any() {
                 return Err(locked_out());
             }
             // A name with a NUL is nobody (create_user refuses it); PostgreSQL could not
@@ -328,7 +329,7 @@ fn record_sign_in(
 ) -> Result<Result<SignIn>> {
     write_tx(conn, |conn| {
         let t = now().naive_utc();
-        if lock_of(conn, key, client, t)?.is_some() {
+        if lock_of(conn, key, client, t)?.any() {
             return Ok(Err(locked_out()));
         }
         // The password may have changed since it was verified: only the hash that was

@@ -113,6 +113,7 @@ impl Db {
             Backend::Sqlite => sqlite_path(url).to_string(),
             Backend::Postgres => url.to_string(),
         };
+        let secrets = std::sync::Arc::new(crate::config::url_secrets(url));
         if backend == Backend::Sqlite {
             use_wal(&target)?;
         }
@@ -129,10 +130,9 @@ impl Db {
             .map_err(|e| {
                 Error::Unavailable(crate::config::scrub(
                     &format!("cannot open the database: {e}"),
-                    url,
+                    &secrets,
                 ))
             })?;
-        let secrets = std::sync::Arc::new(crate::config::url_secrets(url));
         Ok(Db {
             pool,
             backend,
@@ -146,13 +146,9 @@ impl Db {
 
     /// A pooled connection, for blocking code (CLI, workers, inside [`Db::run`]).
     pub fn conn(&self) -> Result<diesel::r2d2::PooledConnection<ConnectionManager<DbConn>>> {
-        self.pool.get().map_err(|e| {
-            let message = self
-                .secrets
-                .iter()
-                .fold(e.to_string(), |m, s| m.replace(s.as_str(), "***"));
-            Error::Unavailable(message)
-        })
+        self.pool
+            .get()
+            .map_err(|e| Error::Unavailable(crate::config::scrub(&e.to_string(), &self.secrets)))
     }
 
     /// Runs blocking database work on tokio's blocking pool and awaits it.
