@@ -15,6 +15,7 @@ on_both_backends!(
     stored_times_sort_as_time_across_years,
     look_alike_usernames_are_refused_and_sign_in_is_canonical,
     a_lock_out_is_recorded_once_and_costs_no_hash,
+    concurrent_failures_lock_out_after_exactly_five,
     clashing_names_from_before_stop_the_start_until_renamed,
 );
 
@@ -264,6 +265,49 @@ fn a_lock_out_is_recorded_once_and_costs_no_hash(b: Backend) {
     let data = &entries[0]["data"];
     assert_eq!(data["scope"], "username", "{data}");
     assert!(data["until"].as_str().is_some_and(|u| u.ends_with('Z')));
+}
+
+fn concurrent_failures_lock_out_after_exactly_five(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    app.user("ana", &[Role::Agent]);
+    let auditor = app.user("aud", &[Role::Auditor]);
+    // Twelve wrong passwords at once all pass the first lock-out read; the write step must
+    // count them again, so only five are recorded as failures and the rest refused.
+    let url = format!("{}/api/v1/login", app.base);
+    let attempts: Vec<_> = (0..12)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                agent
+                    .post(&url)
+                    .send_json(login_body("ana", &format!("wrong {i}")))
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = attempts.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [401, 429, 503].contains(s)),
+        "{statuses:?}"
+    );
+    let r = app.post("/api/v1/login", None, &login_body("ana", common::PASSWORD));
+    assert_eq!(r.status, 429, "{}", r.text);
+    let count = |action: &str| {
+        let page = app.get(&format!("/api/v1/audit?action={action}"), Some(&auditor));
+        page.body["entries"].as_array().map(Vec::len).unwrap_or(0)
+    };
+    assert_eq!(count("user.login_failed"), 5);
+    assert_eq!(count("user.locked_out"), 1);
 }
 
 fn clashing_names_from_before_stop_the_start_until_renamed(b: Backend) {
