@@ -4,6 +4,7 @@
 
 pub mod entry;
 pub mod merkle;
+pub mod note;
 pub mod proof;
 
 pub use entry::{entry_body, leaf_hash, Actor, EntryBody};
