@@ -39,6 +39,15 @@ pub struct Settings {
     /// Open connections one client address may hold (requests in flight, behind a trusted
     /// proxy); past it a request gets 429 and its connection is closed.
     pub max_connections_per_client: usize,
+    /// The checkpoints' origin line and key name; `None` means `countersign/<host name>`,
+    /// decided at the log's first start and recorded in the database.
+    pub log_origin: Option<String>,
+    /// A checkpoint is made after this many new entries (≥ 1).
+    pub checkpoint_every: u64,
+    /// … and at least this often when the log grew.
+    pub checkpoint_interval: std::time::Duration,
+    /// How long entries are kept, in years; never below the value the database records.
+    pub retention_years: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -65,6 +74,10 @@ impl std::fmt::Debug for Settings {
                 "max_connections_per_client",
                 &self.max_connections_per_client,
             )
+            .field("log_origin", &self.log_origin)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("retention_years", &self.retention_years)
             .finish()
     }
 }
@@ -152,7 +165,7 @@ pub enum ConfigError {
 }
 
 /// Every setting's name without the `COUNTERSIGN_` prefix, lower case (the TOML key).
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 19] = [
     "database_url",
     "bind",
     "policies",
@@ -168,6 +181,10 @@ const KEYS: [&str; 15] = [
     "body_timeout_seconds",
     "keep_alive_seconds",
     "max_connections_per_client",
+    "log_origin",
+    "checkpoint_every",
+    "checkpoint_minutes",
+    "retention_years",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -188,6 +205,10 @@ struct FileSettings {
     body_timeout_seconds: Option<toml::Value>,
     keep_alive_seconds: Option<toml::Value>,
     max_connections_per_client: Option<toml::Value>,
+    log_origin: Option<String>,
+    checkpoint_every: Option<toml::Value>,
+    checkpoint_minutes: Option<toml::Value>,
+    retention_years: Option<toml::Value>,
 }
 
 impl Settings {
@@ -246,6 +267,10 @@ impl Settings {
                     "max_connections_per_client",
                     parsed.max_connections_per_client.map(as_text),
                 ),
+                ("log_origin", parsed.log_origin),
+                ("checkpoint_every", parsed.checkpoint_every.map(as_text)),
+                ("checkpoint_minutes", parsed.checkpoint_minutes.map(as_text)),
+                ("retention_years", parsed.retention_years.map(as_text)),
             ];
             for (key, value) in from_file {
                 if let Some(v) = value {
@@ -431,6 +456,46 @@ impl Settings {
             1..=100_000,
             "connections",
         )? as usize;
+        let checkpoint_every = whole(
+            "checkpoint_every",
+            "COUNTERSIGN_CHECKPOINT_EVERY",
+            "1000",
+            1..=1_000_000_000,
+            "entries",
+        )?;
+        let checkpoint_interval = std::time::Duration::from_secs(
+            60 * whole(
+                "checkpoint_minutes",
+                "COUNTERSIGN_CHECKPOINT_MINUTES",
+                "10",
+                1..=10_080,
+                "minutes",
+            )?,
+        );
+        let retention_years = whole(
+            "retention_years",
+            "COUNTERSIGN_RETENTION_YEARS",
+            "6",
+            1..=100,
+            "years",
+        )? as u32;
+        let log_origin = match get("log_origin") {
+            None => None,
+            Some((v, origin)) => {
+                let v = v.trim();
+                if v.is_empty() || v.contains(['+', ' ', '\t', '\n', '\r']) {
+                    return Err(invalid(
+                        "COUNTERSIGN_LOG_ORIGIN",
+                        origin,
+                        format!(
+                            "{v:?} cannot be a checkpoint origin: it must be non-empty, \
+                             without spaces or '+' (e.g. example.com/countersign)"
+                        ),
+                    ));
+                }
+                Some(v.to_string())
+            }
+        };
 
         Ok(Settings {
             database_url: database_url.to_string(),
@@ -448,6 +513,10 @@ impl Settings {
             body_timeout,
             keep_alive,
             max_connections_per_client,
+            log_origin,
+            checkpoint_every,
+            checkpoint_interval,
+            retention_years,
         })
     }
 }

@@ -40,6 +40,16 @@ impl Application {
                 list.join("\n")
             )));
         }
+        let log = {
+            let mut conn = db.conn()?;
+            let log = crate::app::checkpoints::LogSigner::open(&mut conn, &settings)?;
+            // A checkpoint at every start, unless the log has not grown since the last.
+            let head = crate::db::audit::head_size(&mut conn)?;
+            if crate::db::audit::checkpoint_at(&mut conn, head)?.is_none() {
+                log.checkpoint_head(&mut conn)?;
+            }
+            log
+        };
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", settings.bind)))?;
         Ok(Application {
@@ -50,6 +60,7 @@ impl Application {
                 settings: Arc::new(settings),
                 hashing: crate::app::passwords::HashingPool::for_this_machine()?,
                 posting_wakeup: Arc::new(Notify::new()),
+                log,
             },
         })
     }
@@ -112,12 +123,19 @@ impl Application {
             stop.clone(),
         ));
         let housekeeping = tokio::spawn(prune_hourly(self.ctx.db.clone()));
+        let checkpoints = tokio::spawn(crate::app::checkpoints::run(
+            self.ctx.db.clone(),
+            self.ctx.log.clone(),
+            self.ctx.settings.checkpoint_every,
+            self.ctx.settings.checkpoint_interval,
+        ));
 
         let result = server.await;
         stop.notify_one();
         let _ = worker.await;
         reloader.abort();
         housekeeping.abort();
+        checkpoints.abort();
         stopper.abort();
         ready.abort();
         result

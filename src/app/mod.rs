@@ -4,6 +4,7 @@
 //! except `users::sign_in`, which awaits the password-hashing pool between two transactions.
 
 pub mod audit;
+pub mod checkpoints;
 pub mod drafts;
 pub mod inbound;
 pub mod passwords;
@@ -67,6 +68,8 @@ pub struct Context {
     pub hashing: passwords::HashingPool,
     /// Wakes the posting worker when a job is enqueued (it also polls).
     pub posting_wakeup: Arc<tokio::sync::Notify>,
+    /// Signs the audit log's checkpoints.
+    pub log: checkpoints::LogSigner,
 }
 
 /// The signed-in user a use case acts for.

@@ -179,8 +179,8 @@ impl NoteVerifier {
                 .map_err(|_| bad("an Ed25519 public key has 32 bytes"))?,
             _ => return Err(bad("only Ed25519 keys (algorithm 1) are supported")),
         };
-        let key = VerifyingKey::from_bytes(&public)
-            .map_err(|_| bad("not a valid Ed25519 public key"))?;
+        let key =
+            VerifyingKey::from_bytes(&public).map_err(|_| bad("not a valid Ed25519 public key"))?;
         if key_id(name, &key) != id {
             return Err(bad("the key id does not match the key"));
         }
@@ -201,9 +201,9 @@ impl NoteVerifier {
         let (text, sigs) = split_note(note)?;
         let mut found = false;
         for line in sigs.lines() {
-            let rest = line
-                .strip_prefix(SIG_PREFIX)
-                .ok_or_else(|| NoteError::MalformedNote(format!("not a signature line: {line:?}")))?;
+            let rest = line.strip_prefix(SIG_PREFIX).ok_or_else(|| {
+                NoteError::MalformedNote(format!("not a signature line: {line:?}"))
+            })?;
             let (name, sig) = rest.split_once(' ').ok_or_else(|| {
                 NoteError::MalformedNote(format!("not a signature line: {line:?}"))
             })?;
@@ -240,7 +240,9 @@ fn split_key(text: &str) -> Result<(&str, u32, &str), NoteError> {
     };
     check_name(name)?;
     if id.len() != 8 {
-        return Err(NoteError::MalformedKey("the key id has 8 hex digits".into()));
+        return Err(NoteError::MalformedKey(
+            "the key id has 8 hex digits".into(),
+        ));
     }
     let id = u32::from_str_radix(id, 16)
         .map_err(|_| NoteError::MalformedKey("the key id has 8 hex digits".into()))?;
@@ -248,8 +250,7 @@ fn split_key(text: &str) -> Result<(&str, u32, &str), NoteError> {
 }
 
 fn check_text(text: &str) -> Result<(), NoteError> {
-    if text.is_empty() || !text.ends_with('\n') || text.contains("\n\n") || text.contains('\r')
-    {
+    if text.is_empty() || !text.ends_with('\n') || text.contains("\n\n") || text.contains('\r') {
         return Err(NoteError::MalformedNote(
             "a note's text ends in a newline and holds no blank line".into(),
         ));
@@ -283,7 +284,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text: three lines, each ending in a newline.
     pub fn text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     /// Reads a checkpoint from a note's text (extension lines after the third are allowed

@@ -193,6 +193,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = crate::startup::Application::build(settings)?;
     let addr = app.local_addr();
     let set = app.context().policies.current();
+    let verifier_key = app.context().log.verifier_key();
     tracing::info!(
         policy_version = set.version(),
         rules = set.rule_count(),
@@ -201,6 +202,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     let runtime = actix_web::rt::System::new();
     runtime.block_on(app.run(move |_| {
         println!("countersign listening on http://{addr}");
+        println!("audit log verifier key: {}", verifier_key);
         let _ = std::io::stdout().flush();
     }))?;
     tracing::info!("stopped");

@@ -1,12 +1,15 @@
 //! The audit log's tables: the append path (inside the caller's write transaction), the
 //! auditors' query, and the ordered read that `audit verify` walks.
 
-use super::schema::{audit_entries, audit_head};
+use super::schema::{audit_checkpoints, audit_entries, audit_head, audit_log, audit_tree};
 use super::DbConn;
+use crate::audit::merkle::Hash;
+use crate::audit::proof::{self, NodeId};
 use crate::audit::{entry_body, leaf_hash, Actor};
 use crate::error::{Error, Result};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use std::collections::HashMap;
 
 /// Locks the head row until the transaction ends (see [`super::write_tx`]). The no-op
 /// update is what takes the lock on both engines.
@@ -49,7 +52,8 @@ pub fn append(
     let seq = size + 1;
     let at = Utc::now();
     let body = entry_body(seq, at, actor, action, subject, data)?;
-    let hash = hex::encode(leaf_hash(body.as_bytes()));
+    let leaf = leaf_hash(body.as_bytes());
+    let hash = hex::encode(leaf);
     diesel::insert_into(audit_entries::table)
         .values((
             audit_entries::seq.eq(seq),
@@ -61,10 +65,292 @@ pub fn append(
             audit_entries::leaf_hash.eq(&hash),
         ))
         .execute(conn)?;
+    // The stored tree grows with the log, unless a log from before the tree existed is
+    // still being filled in by `fill_tree` (then it catches this leaf up too).
+    let tree_size: i64 = audit_head::table
+        .select(audit_head::tree_size)
+        .filter(audit_head::id.eq(1))
+        .first(conn)?;
+    let mut new_tree_size = tree_size;
+    if tree_size == size {
+        store_completed_nodes(conn, size as u64, leaf)?;
+        new_tree_size = seq;
+    }
     diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
-        .set(audit_head::size.eq(seq))
+        .set((
+            audit_head::size.eq(seq),
+            audit_head::tree_size.eq(new_tree_size),
+        ))
         .execute(conn)?;
     Ok(seq)
+}
+
+/// Stores the perfect subtrees that leaf `index` completes (O(log n), one on average).
+fn store_completed_nodes(conn: &mut DbConn, index: u64, leaf: Hash) -> Result<()> {
+    let completed = proof::nodes_completed_by(index, leaf, |id| node(conn, id))?;
+    for (id, hash) in completed {
+        diesel::insert_into(audit_tree::table)
+            .values((
+                audit_tree::level.eq(id.level as i32),
+                audit_tree::idx.eq(id.index as i64),
+                audit_tree::hash.eq(hash.to_vec()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Fills the stored tree in for entries written before it existed (or by a process that
+/// stopped half-way), in batches of one transaction each. Returns the leaves added.
+pub fn fill_tree(conn: &mut DbConn) -> Result<u64> {
+    let mut added = 0;
+    loop {
+        let done = super::write_tx(conn, |conn| {
+            let (size, tree_size): (i64, i64) = audit_head::table
+                .select((audit_head::size, audit_head::tree_size))
+                .filter(audit_head::id.eq(1))
+                .first(conn)?;
+            if tree_size >= size {
+                return Ok(0);
+            }
+            let batch = batch_after(conn, tree_size, 10_000)?;
+            let mut next = tree_size;
+            for (seq, _, hash) in &batch {
+                if *seq != next + 1 {
+                    return Err(Error::Internal(format!(
+                        "cannot build the audit tree: entry {} is missing",
+                        next + 1
+                    )));
+                }
+                store_completed_nodes(conn, next as u64, parse_hash(hash)?)?;
+                next = *seq;
+            }
+            diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+                .set(audit_head::tree_size.eq(next))
+                .execute(conn)?;
+            Ok((next - tree_size) as u64)
+        })?;
+        if done == 0 {
+            return Ok(added);
+        }
+        added += done;
+    }
+}
+
+fn parse_hash(hex_text: &str) -> Result<Hash> {
+    hex::decode(hex_text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::Internal(format!("a stored hash is not 32 bytes: {hex_text:?}")))
+}
+
+fn to_hash(bytes: Vec<u8>) -> Result<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| Error::Internal("a stored tree node is not 32 bytes".into()))
+}
+
+/// One stored perfect subtree (level 0: the entry's leaf hash).
+pub fn node(conn: &mut DbConn, id: NodeId) -> Result<Hash> {
+    if id.level == 0 {
+        let hash: String = audit_entries::table
+            .select(audit_entries::leaf_hash)
+            .filter(audit_entries::seq.eq(id.index as i64 + 1))
+            .get_result(conn)?;
+        return parse_hash(&hash);
+    }
+    to_hash(
+        audit_tree::table
+            .select(audit_tree::hash)
+            .filter(audit_tree::level.eq(id.level as i32))
+            .filter(audit_tree::idx.eq(id.index as i64))
+            .get_result(conn)?,
+    )
+}
+
+/// Fetches the given stored nodes with one query per table (a proof needs O(log n) of them;
+/// one round trip each would dominate on PostgreSQL).
+fn nodes(conn: &mut DbConn, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    let leaves: Vec<i64> = ids
+        .iter()
+        .filter(|id| id.level == 0)
+        .map(|id| id.index as i64 + 1)
+        .collect();
+    if !leaves.is_empty() {
+        let rows: Vec<(i64, String)> = audit_entries::table
+            .select((audit_entries::seq, audit_entries::leaf_hash))
+            .filter(audit_entries::seq.eq_any(leaves))
+            .load(conn)?;
+        for (seq, hash) in rows {
+            out.insert(
+                NodeId {
+                    level: 0,
+                    index: (seq - 1) as u64,
+                },
+                parse_hash(&hash)?,
+            );
+        }
+    }
+    let upper: Vec<&NodeId> = ids.iter().filter(|id| id.level > 0).collect();
+    if !upper.is_empty() {
+        let mut q = audit_tree::table
+            .select((audit_tree::level, audit_tree::idx, audit_tree::hash))
+            .into_boxed();
+        for id in upper {
+            q = q.or_filter(
+                audit_tree::level
+                    .eq(id.level as i32)
+                    .and(audit_tree::idx.eq(id.index as i64)),
+            );
+        }
+        for (level, idx, hash) in q.load::<(i32, i64, Vec<u8>)>(conn)? {
+            out.insert(
+                NodeId {
+                    level: level as u32,
+                    index: idx as u64,
+                },
+                to_hash(hash)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a tree computation over stored nodes: first to learn which nodes it reads, then,
+/// after fetching them all at once, for real.
+fn with_stored_nodes<T>(
+    conn: &mut DbConn,
+    compute: impl Fn(&mut dyn FnMut(NodeId) -> Result<Hash>) -> Result<T>,
+) -> Result<T> {
+    let mut wanted = Vec::new();
+    compute(&mut |id| {
+        wanted.push(id);
+        Ok([0u8; 32])
+    })?;
+    let found = nodes(conn, &wanted)?;
+    compute(&mut |id| {
+        found.get(&id).copied().ok_or_else(|| {
+            Error::Internal(format!(
+                "the audit tree lacks node (level {}, index {})",
+                id.level, id.index
+            ))
+        })
+    })
+}
+
+/// The RFC 6962 root of the first `size` entries, from O(log n) stored hashes. The caller
+/// checks `size <= head`.
+pub fn root_at(conn: &mut DbConn, size: u64) -> Result<Hash> {
+    with_stored_nodes(conn, |node| proof::root_from(size, node))
+}
+
+/// The RFC 9162 inclusion proof of leaf `index` in the tree of `size`.
+pub fn inclusion_proof(conn: &mut DbConn, index: u64, size: u64) -> Result<Vec<Hash>> {
+    with_stored_nodes(conn, |node| proof::inclusion_proof(index, size, node))
+}
+
+/// The RFC 9162 consistency proof from `from` to `to`.
+pub fn consistency_proof(conn: &mut DbConn, from: u64, to: u64) -> Result<Vec<Hash>> {
+    with_stored_nodes(conn, |node| proof::consistency_proof(from, to, node))
+}
+
+/// A stored checkpoint: the signed note and the size and root it states.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_checkpoints)]
+pub struct StoredCheckpoint {
+    pub tree_size: i64,
+    /// Standard base64, as in the note.
+    pub root_hash: String,
+    pub note: String,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn latest_checkpoint(conn: &mut DbConn) -> Result<Option<StoredCheckpoint>> {
+    Ok(audit_checkpoints::table
+        .select(StoredCheckpoint::as_select())
+        .order(audit_checkpoints::tree_size.desc())
+        .limit(1)
+        .load(conn)?
+        .pop())
+}
+
+pub fn checkpoint_at(conn: &mut DbConn, size: i64) -> Result<Option<StoredCheckpoint>> {
+    Ok(audit_checkpoints::table
+        .select(StoredCheckpoint::as_select())
+        .filter(audit_checkpoints::tree_size.eq(size))
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Every stored checkpoint, by size.
+pub fn checkpoints(conn: &mut DbConn) -> Result<Vec<StoredCheckpoint>> {
+    Ok(audit_checkpoints::table
+        .select(StoredCheckpoint::as_select())
+        .order(audit_checkpoints::tree_size.asc())
+        .load(conn)?)
+}
+
+/// Stores a checkpoint unless one exists for its size (another instance made it first);
+/// returns the one stored for that size either way. Run inside [`super::write_tx`], whose
+/// head lock makes check-then-insert safe across instances.
+pub fn store_checkpoint(
+    conn: &mut DbConn,
+    size: i64,
+    root_b64: &str,
+    note: &str,
+    at: NaiveDateTime,
+) -> Result<StoredCheckpoint> {
+    if let Some(existing) = checkpoint_at(conn, size)? {
+        return Ok(existing);
+    }
+    diesel::insert_into(audit_checkpoints::table)
+        .values((
+            audit_checkpoints::tree_size.eq(size),
+            audit_checkpoints::root_hash.eq(root_b64),
+            audit_checkpoints::note.eq(note),
+            audit_checkpoints::created_at.eq(at),
+        ))
+        .execute(conn)?;
+    checkpoint_at(conn, size)?.ok_or_else(|| Error::Internal("a stored checkpoint vanished".into()))
+}
+
+/// The log's identity as recorded at its first start.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+pub struct LogIdentity {
+    pub origin: String,
+    pub verifier_key: String,
+    pub retention_years: i32,
+}
+
+pub fn log_identity(conn: &mut DbConn) -> Result<Option<LogIdentity>> {
+    Ok(audit_log::table
+        .select(LogIdentity::as_select())
+        .filter(audit_log::id.eq(1))
+        .get_result(conn)
+        .optional()?)
+}
+
+pub fn record_log_identity(conn: &mut DbConn, identity: &LogIdentity) -> Result<()> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::id.eq(1),
+            audit_log::origin.eq(&identity.origin),
+            audit_log::verifier_key.eq(&identity.verifier_key),
+            audit_log::retention_years.eq(identity.retention_years),
+            audit_log::created_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Raises the recorded retention (the database refuses to lower it).
+pub fn set_retention_years(conn: &mut DbConn, years: i32) -> Result<()> {
+    diesel::update(audit_log::table.filter(audit_log::id.eq(1)))
+        .set(audit_log::retention_years.eq(years))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The auditors' filters (spec/api.md `GET /audit`); all optional, combined with AND.

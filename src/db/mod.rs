@@ -166,8 +166,15 @@ impl Db {
         .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
     }
 
-    /// Applies the embedded migrations that have not run yet; returns their names.
+    /// Applies the embedded migrations that have not run yet, then fills in the stored
+    /// audit tree of entries written before it existed; returns the migrations' names.
     pub fn migrate(&self) -> Result<Vec<String>> {
+        let applied = self.run_migrations()?;
+        audit::fill_tree(&mut *self.conn()?)?;
+        Ok(applied)
+    }
+
+    fn run_migrations(&self) -> Result<Vec<String>> {
         let mut conn = self.conn()?;
         let names = |applied: Vec<diesel::migration::MigrationVersion<'_>>| {
             applied.iter().map(|m| m.to_string()).collect::<Vec<_>>()

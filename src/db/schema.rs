@@ -128,6 +128,7 @@ diesel::table! {
     audit_head (id) {
         id -> Integer,
         size -> BigInt,
+        tree_size -> BigInt,
     }
 }
 
@@ -148,6 +149,24 @@ diesel::table! {
         tree_size -> BigInt,
         root_hash -> Text,
         note -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_tree (level, idx) {
+        level -> Integer,
+        idx -> BigInt,
+        hash -> Binary,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Integer,
+        origin -> Text,
+        verifier_key -> Text,
+        retention_years -> Integer,
         created_at -> Timestamp,
     }
 }
@@ -174,4 +193,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_head,
     audit_entries,
     audit_checkpoints,
+    audit_tree,
+    audit_log,
 );

@@ -18,22 +18,7 @@ on_both_backends!(
 
 /// The service built on `db` but not serving: no worker runs.
 fn built_without_worker(db: &TestDb) -> Application {
-    let env = [
-        ("COUNTERSIGN_DATABASE_URL", db.url.clone()),
-        ("COUNTERSIGN_BIND", "127.0.0.1:0".to_string()),
-        (
-            "COUNTERSIGN_POLICIES",
-            crate::common::repo_path("policies").display().to_string(),
-        ),
-        (
-            "COUNTERSIGN_POST_LOG",
-            db.dir.path().join("posted.jsonl").display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    Application::build(countersign::config::Settings::from_sources(None, &env).unwrap()).unwrap()
+    Application::build(crate::common::test_settings(db, &[])).unwrap()
 }
 
 /// Approves one reply through the use cases; returns the draft id.

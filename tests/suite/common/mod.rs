@@ -97,6 +97,34 @@ fn pg_admin(admin_url: &str, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
+/// The settings every test server of `db` runs with (files in its temporary folder), plus
+/// `extra` (`COUNTERSIGN_*` names).
+pub fn test_settings(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("COUNTERSIGN_DATABASE_URL".into(), db.url.clone());
+    env.insert("COUNTERSIGN_BIND".into(), "127.0.0.1:0".into());
+    env.insert(
+        "COUNTERSIGN_POLICIES".into(),
+        repo_path("policies").display().to_string(),
+    );
+    env.insert(
+        "COUNTERSIGN_POST_LOG".into(),
+        db.dir.path().join("posted.jsonl").display().to_string(),
+    );
+    env.insert(
+        "COUNTERSIGN_KEY_FILE".into(),
+        db.dir.path().join("countersign.key").display().to_string(),
+    );
+    env.insert(
+        "COUNTERSIGN_SMTP_URL".into(),
+        format!("file://{}", db.dir.path().join("mail").display()),
+    );
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Settings::from_sources(None, &env).expect("settings")
+}
+
 /// A running server and a client for it.
 pub struct TestApp {
     pub base: String,
@@ -126,25 +154,7 @@ impl TestApp {
     }
 
     pub fn start(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
-        let mut env: HashMap<String, String> = HashMap::new();
-        env.insert("COUNTERSIGN_DATABASE_URL".into(), db.url.clone());
-        env.insert("COUNTERSIGN_BIND".into(), "127.0.0.1:0".into());
-        env.insert(
-            "COUNTERSIGN_POLICIES".into(),
-            repo_path("policies").display().to_string(),
-        );
-        env.insert(
-            "COUNTERSIGN_POST_LOG".into(),
-            db.dir.path().join("posted.jsonl").display().to_string(),
-        );
-        env.insert(
-            "COUNTERSIGN_SMTP_URL".into(),
-            format!("file://{}", db.dir.path().join("mail").display()),
-        );
-        for (k, v) in extra {
-            env.insert(k.to_string(), v.to_string());
-        }
-        let settings = Settings::from_sources(None, &env).expect("settings");
+        let settings = test_settings(&db, extra);
         let app = Application::build(settings.clone()).expect("the server builds");
         let addr = app.local_addr();
         let ctx = app.context().clone();

@@ -1,0 +1,1 @@
+SELECT RAISE(ABORT, 'the verifiable log cannot be reverted: it holds checkpoints');

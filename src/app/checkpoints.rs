@@ -1,0 +1,270 @@
+//! The log's identity and its signed checkpoints (spec/audit.md "Checkpoints").
+//!
+//! At start the service settles who signs the log: the origin (setting, else the one the
+//! database recorded, else `countersign/<host name>`), the key file (created at first start
+//! with mode 0600), and the pair recorded in the database at first start. Any later start
+//! with another origin or another key is refused, so no two instances can sign two different
+//! checkpoints for one size. Checkpoints are made at start, every N entries and every T
+//! minutes when the log grew; the checkpoint table's key (the tree size) keeps one per size.
+
+use crate::audit::note::{Checkpoint, NoteSigner};
+use crate::config::Settings;
+use crate::db::audit::{LogIdentity, StoredCheckpoint};
+use crate::db::{self, Db, DbConn};
+use crate::error::{Error, Result};
+use base64::Engine;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The signer of this log's checkpoints. Cheap to clone; `Debug` never shows the key.
+#[derive(Debug, Clone)]
+pub struct LogSigner {
+    signer: Arc<NoteSigner>,
+}
+
+impl LogSigner {
+    pub fn origin(&self) -> &str {
+        self.signer.name()
+    }
+
+    /// The verifier key, as published: `<origin>+<key id>+<base64 key>`.
+    pub fn verifier_key(&self) -> String {
+        self.signer.verifier().to_string()
+    }
+
+    /// Settles the log's identity against the database (see the module documentation) and
+    /// returns the signer. Errors name the file or setting to fix.
+    pub fn open(conn: &mut DbConn, settings: &Settings) -> Result<LogSigner> {
+        let key_file = &settings.key_file;
+        let signer =
+            db::write_tx(conn, |conn| {
+                let recorded = db::audit::log_identity(conn)?;
+                let existing_key = read_key_file(key_file)?;
+                let origin = settings
+                    .log_origin
+                    .clone()
+                    .or_else(|| recorded.as_ref().map(|r| r.origin.clone()))
+                    .or_else(|| existing_key.as_ref().map(|k| k.name().to_string()))
+                    .unwrap_or_else(default_origin);
+                if let Some(r) = &recorded {
+                    if r.origin != origin {
+                        return Err(Error::Conflict(format!(
+                            "COUNTERSIGN_LOG_ORIGIN is {origin:?} but this log's checkpoints are \
+                         signed as {:?} since its first start; the origin cannot change",
+                            r.origin
+                        )));
+                    }
+                }
+                let signer =
+                    match existing_key {
+                        Some(key) => key,
+                        None if recorded.is_some() => {
+                            return Err(Error::Conflict(format!(
+                        "the key file {} is missing, and this log's checkpoints are signed \
+                         by {}; restore that key file (a new key would sign a second history)",
+                        key_file.display(),
+                        recorded.as_ref().map(|r| r.verifier_key.as_str()).unwrap_or("")
+                    )))
+                        }
+                        None => create_key_file(key_file, &origin)?,
+                    };
+                if signer.name() != origin {
+                    return Err(Error::Conflict(format!(
+                        "the key file {} is the key of {:?}, not of this log's origin {origin:?}",
+                        key_file.display(),
+                        signer.name()
+                    )));
+                }
+                let verifier = signer.verifier().to_string();
+                let retention = settings.retention_years as i32;
+                match recorded {
+                    None => db::audit::record_log_identity(
+                        conn,
+                        &LogIdentity {
+                            origin: origin.clone(),
+                            verifier_key: verifier,
+                            retention_years: retention,
+                        },
+                    )?,
+                    Some(r) => {
+                        if r.verifier_key != verifier {
+                            return Err(Error::Conflict(format!(
+                                "the key file {} holds the key {verifier}, but this log's \
+                             checkpoints are signed by {}; use the log's own key file",
+                                key_file.display(),
+                                r.verifier_key
+                            )));
+                        }
+                        if retention < r.retention_years {
+                            return Err(Error::Conflict(format!(
+                                "COUNTERSIGN_RETENTION_YEARS is {retention} but this log keeps \
+                             entries for {} years; retention is never lowered",
+                                r.retention_years
+                            )));
+                        }
+                        if retention > r.retention_years {
+                            db::audit::set_retention_years(conn, retention)?;
+                        }
+                    }
+                }
+                Ok(signer)
+            })?;
+        Ok(LogSigner {
+            signer: Arc::new(signer),
+        })
+    }
+
+    /// The checkpoint of the log at its head, made and stored if none exists for that size
+    /// (another instance may have made it: the stored one is returned then).
+    pub fn checkpoint_head(&self, conn: &mut DbConn) -> Result<StoredCheckpoint> {
+        db::write_tx(conn, |conn| {
+            let size = db::audit::head_size(conn)?;
+            if let Some(existing) = db::audit::checkpoint_at(conn, size)? {
+                return Ok(existing);
+            }
+            let root = db::audit::root_at(conn, size as u64)?;
+            let checkpoint = Checkpoint {
+                origin: self.origin().to_string(),
+                size: size as u64,
+                root,
+            };
+            let note = self
+                .signer
+                .sign(&checkpoint.text())
+                .map_err(|e| Error::Internal(format!("cannot sign a checkpoint: {e}")))?;
+            db::audit::store_checkpoint(
+                conn,
+                size,
+                &base64::engine::general_purpose::STANDARD.encode(root),
+                &note,
+                super::now().naive_utc(),
+            )
+        })
+    }
+}
+
+/// `countersign/<host name>`, the default origin at a log's first start.
+fn default_origin() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '+')
+        .collect();
+    format!(
+        "countersign/{}",
+        if host.is_empty() { "localhost" } else { &host }
+    )
+}
+
+/// Reads the key file if it exists. Refused: a file readable or writable by others (mode
+/// must be 0600 or stricter), or one that does not hold a signer key.
+fn read_key_file(path: &Path) -> Result<Option<NoteSigner>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::Unavailable(format!(
+                "cannot read the key file {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| Error::Unavailable(format!("cannot read {}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::Conflict(format!(
+                "the key file {} can be read by others (mode {:04o}); it must be readable by \
+                 the service alone: chmod 600 {}",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            )));
+        }
+    }
+    NoteSigner::parse(text.trim_end()).map(Some).map_err(|e| {
+        Error::Conflict(format!(
+            "the key file {} is not a Countersign signing key ({e})",
+            path.display()
+        ))
+    })
+}
+
+/// Creates the key file with a new key, mode 0600, failing if it appeared meanwhile.
+fn create_key_file(path: &Path, origin: &str) -> Result<NoteSigner> {
+    use std::io::Write;
+    let signer = NoteSigner::generate(origin)
+        .map_err(|e| Error::Conflict(format!("{origin:?} cannot be the log's origin: {e}")))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let cannot = |e: std::io::Error| {
+        Error::Unavailable(format!(
+            "cannot create the key file {}: {e}",
+            path.display()
+        ))
+    };
+    let mut file = options.open(path).map_err(cannot)?;
+    file.write_all(format!("{}\n", signer.to_private_text()).as_bytes())
+        .map_err(cannot)?;
+    file.sync_all().map_err(cannot)?;
+    tracing::info!(key_file = %path.display(), "created the audit signing key");
+    Ok(signer)
+}
+
+/// Makes a checkpoint when the log has grown by `every` entries since the last one, or
+/// when it grew at all and the last one is older than `interval`. Reads only, when nothing
+/// is due. Returns the checkpoint made, if any.
+pub fn checkpoint_if_due(
+    conn: &mut DbConn,
+    signer: &LogSigner,
+    every: u64,
+    interval: std::time::Duration,
+) -> Result<Option<StoredCheckpoint>> {
+    let head = db::audit::head_size(conn)?;
+    let last = db::audit::latest_checkpoint(conn)?;
+    let due = match &last {
+        None => true,
+        Some(cp) if cp.tree_size >= head => false,
+        Some(cp) => {
+            let age = super::now().naive_utc() - cp.created_at;
+            (head - cp.tree_size) as u64 >= every
+                || age.to_std().map(|a| a >= interval).unwrap_or(false)
+        }
+    };
+    if due {
+        signer.checkpoint_head(conn).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The checkpointing task of `serve` (the one at start is made by `startup`): a look every
+/// second, which only reads unless a checkpoint is due.
+pub async fn run(db: Db, signer: LogSigner, every: u64, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let signer = signer.clone();
+        let made = db
+            .run(move |conn| checkpoint_if_due(conn, &signer, every, interval))
+            .await;
+        match made {
+            Ok(Some(cp)) => tracing::info!(tree_size = cp.tree_size, "checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "making a checkpoint failed"),
+        }
+    }
+}
