@@ -4,7 +4,7 @@
 
 use super::views::{DraftSummary, DraftView};
 use super::{now, Caller, Context};
-use crate::audit::Actor;
+use crate::audit::{text_sha256, ActionName, Actor, AuditAction};
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{DraftId, InboundId, PostJobId, ReviewId, UserId};
@@ -13,7 +13,6 @@ use crate::domain::text::check_field;
 use crate::domain::workflow::{approvals_needed, may_review, Decision, DraftEvent, DraftState};
 use crate::error::{Error, Result};
 use crate::policy::{CheckReport, Verdict};
-use serde_json::json;
 
 pub const MAX_TEXT_CHARS: usize = 10_000;
 
@@ -22,6 +21,15 @@ pub const POST_CHANNEL_LOG: &str = "log";
 
 fn validate_text(text: &str) -> Result<()> {
     check_field("text", text, MAX_TEXT_CHARS, true).map_err(Error::BadRequest)
+}
+
+/// The `text_sha256` of the draft's last `draft.submitted` entry: the text reviewers are
+/// asked to approve, as the log holds it.
+pub fn submitted_text_sha256(conn: &mut DbConn, draft_id: &str) -> Result<Option<String>> {
+    Ok(
+        db::audit::last_about(conn, draft_id, ActionName::DraftSubmitted)?
+            .and_then(|b| b.data.get("text_sha256")?.as_str().map(str::to_string)),
+    )
 }
 
 fn check(ctx: &Context, text: &str) -> CheckReport {
@@ -48,7 +56,9 @@ fn next_state(d: &DraftRow, event: DraftEvent) -> Result<DraftState> {
             DraftEvent::Approve { .. } | DraftEvent::Reject | DraftEvent::RequestChanges => {
                 "reviewed"
             }
-            DraftEvent::PostSucceeded | DraftEvent::PostFailed => "posted",
+            DraftEvent::PostSucceeded | DraftEvent::PostFailed | DraftEvent::PostRefused => {
+                "posted"
+            }
         };
         Error::Conflict(format!("a draft in state {state} cannot be {what}"))
     })
@@ -110,10 +120,16 @@ pub fn create(
         db::drafts::insert_revision(conn, &current_revision(&draft, caller))?;
         db::audit::append(
             conn,
+            t,
             &Actor::User(caller.id),
-            "draft.created",
             Some(&id),
-            &json!({"inbound_id": inbound.id, "revision": 1, "text": text, "check": report}),
+            &AuditAction::DraftCreated {
+                inbound_id: inbound.id.clone(),
+                revision: 1,
+                text: text.to_string(),
+                text_sha256: text_sha256(text),
+                check: report.clone(),
+            },
         )?;
         view(conn, &id)
     })
@@ -167,10 +183,15 @@ pub fn revise(
         db::drafts::insert_revision(conn, &current_revision(&d, caller))?;
         db::audit::append(
             conn,
+            t,
             &Actor::User(caller.id),
-            "draft.revised",
             Some(&d.id),
-            &json!({"revision": d.revision, "text": text, "check": report}),
+            &AuditAction::DraftRevised {
+                revision: d.revision,
+                text: text.to_string(),
+                text_sha256: text_sha256(text),
+                check: report.clone(),
+            },
         )?;
         view(conn, &d.id)
     })
@@ -192,14 +213,19 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
         d.state = state.as_str().into();
         d.check_report = report_json(&report)?;
         d.approvals_needed = approvals_needed(report.verdict) as i32;
-        d.updated_at = now().naive_utc();
+        let t = now().naive_utc();
+        d.updated_at = t;
         db::drafts::update(conn, &d)?;
         db::audit::append(
             conn,
+            t,
             &Actor::User(caller.id),
-            "draft.submitted",
             Some(&d.id),
-            &json!({"revision": d.revision, "check": report}),
+            &AuditAction::DraftSubmitted {
+                revision: d.revision,
+                text_sha256: text_sha256(&d.text),
+                check: report,
+            },
         )?;
         view(conn, &d.id)
     })
@@ -229,10 +255,15 @@ pub fn review(
     check_field("comment", &r.comment, MAX_TEXT_CHARS, false).map_err(Error::BadRequest)?;
     let result = write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
+        // Fails closed: a writer whose id cannot be read stops the review.
         let writers: Vec<UserId> = db::drafts::writers(conn, &d.id)?
             .iter()
-            .filter_map(|w| w.parse().ok())
-            .collect();
+            .map(|w| {
+                w.parse().map_err(|_| {
+                    Error::Internal(format!("a stored writer id is unreadable: {w:?}"))
+                })
+            })
+            .collect::<Result<_>>()?;
         if !may_review(caller.id, &writers) {
             return Err(Error::Forbidden(
                 "four eyes: nobody reviews a draft they wrote or revised".into(),
@@ -255,15 +286,28 @@ pub fn review(
         let earlier = db::drafts::reviews_of(conn, &d.id)?;
         let approvals_so_far: Vec<&ReviewRow> = earlier
             .iter()
-            .filter(|e| e.revision == d.revision && e.decision == Decision::Approve.as_str())
+            .filter(|e| {
+                e.revision == d.revision
+                    && e.decision == Decision::Approve.as_str()
+                    && e.voided_at.is_none()
+            })
             .collect();
         let me = caller.id.to_string();
         let t = now().naive_utc();
-        let mut data = json!({"revision": d.revision, "comment": r.comment});
-        let event = match r.decision {
+        let (event, action) = match r.decision {
             Decision::Approve => {
                 if approvals_so_far.iter().any(|e| e.reviewer_id == me) {
                     return Err(Error::Conflict("you already approved this revision".into()));
+                }
+                // What is approved is what was submitted: a text changed in the table
+                // behind the log is never approved.
+                let hash = text_sha256(&d.text);
+                if submitted_text_sha256(conn, &d.id)?.as_deref() != Some(hash.as_str()) {
+                    return Err(Error::Conflict(
+                        "the draft's text is not the text that was submitted; it cannot be \
+                         approved (ask for changes instead)"
+                            .into(),
+                    ));
                 }
                 let report = check(ctx, &d.text);
                 if report.verdict == Verdict::Block {
@@ -273,15 +317,33 @@ pub fn review(
                 let approvals = approvals_so_far.len() as i32 + 1;
                 d.approvals_needed = needed;
                 d.check_report = report_json(&report)?;
-                data["check"] = serde_json::to_value(&report)?;
-                data["approvals"] = json!(approvals);
-                data["approvals_needed"] = json!(needed);
-                DraftEvent::Approve {
+                let action = AuditAction::ReviewApproved {
+                    revision: d.revision,
+                    comment: r.comment.clone(),
+                    text_sha256: hash,
+                    check: report,
+                    approvals,
+                    approvals_needed: needed,
+                };
+                let event = DraftEvent::Approve {
                     complete: approvals >= needed,
-                }
+                };
+                (event, action)
             }
-            Decision::Reject => DraftEvent::Reject,
-            Decision::RequestChanges => DraftEvent::RequestChanges,
+            Decision::Reject => (
+                DraftEvent::Reject,
+                AuditAction::ReviewRejected {
+                    revision: d.revision,
+                    comment: r.comment.clone(),
+                },
+            ),
+            Decision::RequestChanges => (
+                DraftEvent::RequestChanges,
+                AuditAction::ReviewChangesRequested {
+                    revision: d.revision,
+                    comment: r.comment.clone(),
+                },
+            ),
         };
         let state = next_state(&d, event)?;
         db::drafts::insert_review(
@@ -294,18 +356,13 @@ pub fn review(
                 decision: r.decision.as_str().into(),
                 comment: r.comment.clone(),
                 created_at: t,
+                voided_at: None,
             },
         )?;
         d.state = state.as_str().into();
         d.updated_at = t;
         db::drafts::update(conn, &d)?;
-        db::audit::append(
-            conn,
-            &Actor::User(caller.id),
-            r.decision.audit_action(),
-            Some(&d.id),
-            &data,
-        )?;
+        db::audit::append(conn, t, &Actor::User(caller.id), Some(&d.id), &action)?;
         if state == DraftState::Approved {
             db::outbox::enqueue(
                 conn,

@@ -2,7 +2,7 @@
 
 use super::views::{CustomerView, InboundView};
 use super::{now, Caller};
-use crate::audit::Actor;
+use crate::audit::{Actor, AuditAction};
 use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{CustomerId, InboundId};
 use crate::domain::inbound::{due_at, normalize_handle, InboundState};
@@ -10,7 +10,6 @@ use crate::domain::roles::Permission;
 use crate::domain::text::check_field;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 pub const MAX_TEXT_CHARS: usize = 10_000;
 
@@ -86,10 +85,13 @@ pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Re
                 )?;
                 db::audit::append(
                     conn,
+                    t.naive_utc(),
                     &actor,
-                    "customer.created",
                     Some(&id),
-                    &json!({"channel": m.channel, "handle": handle}),
+                    &AuditAction::CustomerCreated {
+                        channel: m.channel.clone(),
+                        handle: handle.clone(),
+                    },
                 )?;
                 id
             }
@@ -116,18 +118,18 @@ pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Re
         let view = InboundView::from(row);
         db::audit::append(
             conn,
+            t.naive_utc(),
             &actor,
-            "inbound.received",
             Some(&id),
-            &json!({
-                "channel": view.channel,
-                "external_id": view.external_id,
-                "customer_id": view.customer_id,
-                "author_handle": view.author_handle,
-                "text": view.text,
-                "received_at": view.received_at,
-                "due_at": view.due_at,
-            }),
+            &AuditAction::InboundReceived {
+                channel: view.channel.clone(),
+                external_id: view.external_id.clone(),
+                customer_id: view.customer_id.clone(),
+                author_handle: view.author_handle.clone(),
+                text: view.text.clone(),
+                received_at: view.received_at.clone(),
+                due_at: view.due_at.clone(),
+            },
         )?;
         Ok(Received::Created(view))
     })

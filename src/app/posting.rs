@@ -2,14 +2,13 @@
 //! worker (`workers::posting`) calls the channel between the two, outside any transaction.
 
 use super::now;
-use crate::audit::Actor;
+use crate::audit::{text_sha256, ActionName, Actor, AuditAction, EntryBody};
 use crate::channels::{ChannelError, OutgoingReply, PostReceipt};
 use crate::db::outbox::PostJobRow;
 use crate::db::{self, write_tx, DbConn};
 use crate::domain::workflow::{DraftEvent, DraftState};
 use crate::error::{Error, Result};
 use chrono::Duration;
-use serde_json::json;
 
 /// How long a claimed job is held before another worker may take it over.
 pub const LEASE: Duration = Duration::seconds(60);
@@ -24,20 +23,66 @@ pub fn retry_delay(attempts: i32) -> Duration {
 pub struct ClaimedJob {
     pub job: PostJobRow,
     pub reply: OutgoingReply,
+    /// `text_sha256` of `reply.text`: the hash every counted approval carries.
+    pub text_sha256: String,
 }
 
-/// Claims the next due job, if any.
-pub fn claim(conn: &mut DbConn) -> Result<Option<ClaimedJob>> {
+/// What claiming found.
+pub enum Claim {
+    /// A job to post.
+    Post(Box<ClaimedJob>),
+    /// A job whose text was not the approved one: `post.refused` is recorded, the draft is
+    /// back in review, nothing is to be posted.
+    Refused { draft_id: String, reason: String },
+}
+
+/// Claims the next due job, if any. Before anything is handed to a channel, the text in the
+/// draft must be the text that was submitted and approved, as the log records it (spec/
+/// audit.md "Subjects and the text hash"); otherwise the job ends as refused.
+pub fn claim(conn: &mut DbConn) -> Result<Option<Claim>> {
     write_tx(conn, |conn| {
         let t = now().naive_utc();
         let Some(job) = db::outbox::claim_next(conn, t, t + LEASE)? else {
             return Ok(None);
         };
-        let draft = db::drafts::by_id(conn, &job.draft_id)?
+        let mut draft = db::drafts::by_id(conn, &job.draft_id)?
             .ok_or_else(|| Error::Internal(format!("post job {} names no draft", job.id)))?;
         let inbound = db::inbound::by_id(conn, &draft.inbound_id)?.ok_or_else(|| {
             Error::Internal(format!("draft {} names no inbound message", draft.id))
         })?;
+        let hash = text_sha256(&draft.text);
+        let entries = db::audit::about(conn, &draft.id)?;
+        if let Err(refusal) = approved_text(&entries, draft.revision, &hash) {
+            let state: DraftState = draft
+                .state
+                .parse()
+                .map_err(|e| Error::Internal(format!("stored draft state: {e}")))?;
+            let next = state
+                .apply(DraftEvent::PostRefused)
+                .ok_or_else(|| Error::Internal(format!("a claimed draft is in state {state}")))?;
+            draft.state = next.as_str().into();
+            draft.updated_at = t;
+            draft.post_error = Some(refusal.reason.clone());
+            db::drafts::update(conn, &draft)?;
+            db::drafts::void_approvals(conn, &draft.id, draft.revision, t)?;
+            db::outbox::mark_refused(conn, &job.id, &refusal.reason, t)?;
+            db::audit::append(
+                conn,
+                t,
+                &Actor::System,
+                Some(&draft.id),
+                &AuditAction::PostRefused {
+                    revision: draft.revision,
+                    text_sha256: hash,
+                    approved_text_sha256: refusal.approved,
+                    reason: refusal.reason.clone(),
+                },
+            )?;
+            return Ok(Some(Claim::Refused {
+                draft_id: draft.id,
+                reason: refusal.reason,
+            }));
+        }
         let reply = OutgoingReply {
             idempotency_key: job.id.clone(),
             draft_id: draft.id,
@@ -45,8 +90,93 @@ pub fn claim(conn: &mut DbConn) -> Result<Option<ClaimedJob>> {
             text: draft.text,
             is_retry: job.attempts > 1,
         };
-        Ok(Some(ClaimedJob { job, reply }))
+        Ok(Some(Claim::Post(Box::new(ClaimedJob {
+            job,
+            reply,
+            text_sha256: hash,
+        }))))
     })
+}
+
+/// Why a text may not be posted, and the hash that was approved (if any was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: String,
+    pub approved: Option<String>,
+}
+
+/// Checks, from the draft's own entries, that `hash` is the hash of the text submitted last
+/// and of every approval of `revision` counted since (those after the last submission or
+/// refusal), and that enough were counted.
+pub fn approved_text(
+    entries: &[EntryBody],
+    revision: i32,
+    hash: &str,
+) -> std::result::Result<(), Refusal> {
+    let text_hash = |e: &EntryBody| {
+        e.data
+            .get("text_sha256")
+            .and_then(|h| h.as_str())
+            .map(str::to_string)
+    };
+    let is = |e: &EntryBody, a: ActionName| e.action == a.as_str();
+    let start = entries
+        .iter()
+        .rposition(|e| is(e, ActionName::DraftSubmitted))
+        .ok_or_else(|| Refusal {
+            reason: "the log holds no submission of this draft".into(),
+            approved: None,
+        })?;
+    let submitted = text_hash(&entries[start]);
+    if submitted.as_deref() != Some(hash) {
+        return Err(Refusal {
+            reason: "the draft's text is not the text that was submitted".into(),
+            approved: submitted,
+        });
+    }
+    let since = entries
+        .iter()
+        .rposition(|e| is(e, ActionName::PostRefused))
+        .filter(|&r| r > start)
+        .unwrap_or(start);
+    let approvals: Vec<&EntryBody> = entries[since..]
+        .iter()
+        .filter(|e| is(e, ActionName::ReviewApproved))
+        .filter(|e| e.data.get("revision").and_then(|r| r.as_i64()) == Some(revision.into()))
+        .collect();
+    let Some(last) = approvals.last() else {
+        return Err(Refusal {
+            reason: "the log holds no approval of this revision".into(),
+            approved: submitted,
+        });
+    };
+    if let Some(other) = approvals
+        .iter()
+        .find(|a| text_hash(a).as_deref() != Some(hash))
+    {
+        return Err(Refusal {
+            reason: format!(
+                "the approval at seq {} is of another text than the one to be posted",
+                other.seq
+            ),
+            approved: text_hash(other),
+        });
+    }
+    let needed = last
+        .data
+        .get("approvals_needed")
+        .and_then(|n| n.as_i64())
+        .unwrap_or(i64::MAX);
+    if (approvals.len() as i64) < needed {
+        return Err(Refusal {
+            reason: format!(
+                "the log holds {} approvals of this text; {needed} are needed",
+                approvals.len()
+            ),
+            approved: submitted,
+        });
+    }
+    Ok(())
 }
 
 /// Records the channel's answer: `post.succeeded` moves the draft to `posted` and the
@@ -88,16 +218,17 @@ pub fn record(
                 db::inbound::set_state(conn, &draft.inbound_id, "answered")?;
                 db::audit::append(
                     conn,
+                    t,
                     &Actor::System,
-                    "post.succeeded",
                     Some(&draft.id),
-                    &json!({
-                        "channel": channel,
-                        "post_id": receipt.post_id,
-                        "in_reply_to": claimed.reply.in_reply_to,
-                        "revision": draft.revision,
-                        "attempt": job.attempts,
-                    }),
+                    &AuditAction::PostSucceeded {
+                        channel: channel.to_string(),
+                        post_id: receipt.post_id.clone(),
+                        in_reply_to: claimed.reply.in_reply_to.clone(),
+                        revision: draft.revision,
+                        text_sha256: claimed.text_sha256.clone(),
+                        attempt: job.attempts,
+                    },
                 )?;
             }
             Err(e) => {
@@ -107,15 +238,15 @@ pub fn record(
                 db::outbox::mark_failed(conn, &job.id, &e.to_string(), retry_at, t)?;
                 db::audit::append(
                     conn,
+                    t,
                     &Actor::System,
-                    "post.failed",
                     Some(&draft.id),
-                    &json!({
-                        "channel": channel,
-                        "error": e.to_string(),
-                        "attempt": job.attempts,
-                        "retry_at": super::views::rfc3339(retry_at),
-                    }),
+                    &AuditAction::PostFailed {
+                        channel: channel.to_string(),
+                        error: e.to_string(),
+                        attempt: job.attempts,
+                        retry_at: super::views::rfc3339(retry_at),
+                    },
                 )?;
             }
         }

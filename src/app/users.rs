@@ -5,7 +5,8 @@
 
 use super::passwords::{self, HashingPool, Verified};
 use super::{now, Caller};
-use crate::audit::Actor;
+use crate::audit::action::{LockScope, LoginFailure};
+use crate::audit::{Actor, AuditAction};
 use crate::db::{self, write_tx, Db, DbConn};
 use crate::domain::ids::UserId;
 use crate::domain::roles::{format_role_list, Role};
@@ -14,7 +15,6 @@ use crate::error::{Error, Result};
 use base64::Engine;
 use chrono::{Duration, NaiveDateTime};
 use rand::RngCore;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// Lock-out: this many failures for one username within [`LOCKOUT_WINDOW`] lock it…
@@ -63,6 +63,7 @@ pub fn create_user(
     let roles_stored = format_role_list(roles);
     write_tx(conn, |conn| {
         refuse_clash(conn, &username, None)?;
+        let t = now().naive_utc();
         db::users::insert(
             conn,
             &db::users::NewUser {
@@ -71,16 +72,20 @@ pub fn create_user(
                 password_hash: &hash,
                 email,
                 roles: &roles_stored,
-                created_at: now().naive_utc(),
+                created_at: t,
             },
         )?;
         let id_text = id.to_string();
         db::audit::append(
             conn,
+            t,
             actor,
-            "user.created",
             Some(&id_text),
-            &json!({"username": username.as_str(), "roles": roles, "email": email}),
+            &AuditAction::UserCreated {
+                username: username.as_str().to_string(),
+                roles: roles.to_vec(),
+                email: email.map(str::to_string),
+            },
         )?;
         Ok(id)
     })
@@ -123,10 +128,13 @@ pub fn rename_user(conn: &mut DbConn, actor: &Actor, from: &str, to: &str) -> Re
         let id_text = id.to_string();
         db::audit::append(
             conn,
+            now().naive_utc(),
             actor,
-            "user.updated",
             Some(&id_text),
-            &json!({"username": new_name.as_str(), "previous_username": user.username}),
+            &AuditAction::UserUpdated {
+                username: new_name.as_str().to_string(),
+                previous_username: user.username.clone(),
+            },
         )?;
         Ok(id)
     })
@@ -358,10 +366,10 @@ fn record_sign_in(
                 db::users::insert_session(conn, &token_hash(&token), id, t, expires_at)?;
                 db::audit::append(
                     conn,
+                    t,
                     &Actor::User(id),
-                    "user.login",
                     Some(&u.id),
-                    &json!({}),
+                    &AuditAction::UserLogin {},
                 )?;
                 Ok(Ok(SignIn {
                     token,
@@ -377,16 +385,16 @@ fn record_sign_in(
                 db::users::record_login_failure(conn, key, client, t)?;
                 let subject = user.as_ref().map(|u| u.id.as_str());
                 let reason = if user.is_some() {
-                    "wrong_password"
+                    LoginFailure::WrongPassword
                 } else {
-                    "unknown_user"
+                    LoginFailure::UnknownUser
                 };
                 db::audit::append(
                     conn,
+                    t,
                     &Actor::System,
-                    "user.login_failed",
                     subject,
-                    &json!({"reason": reason}),
+                    &AuditAction::UserLoginFailed { reason },
                 )?;
                 // The failure that starts a lock-out is recorded once; the attempts refused
                 // during it are not (a storm of them cannot flood the log). Neither lock ran
@@ -394,12 +402,20 @@ fn record_sign_in(
                 let locks = lock_of(conn, key, client, t)?;
                 let until = super::views::rfc3339(t + LOCKOUT_WINDOW);
                 if locks.username {
-                    let data = json!({"scope": "username", "until": until});
-                    db::audit::append(conn, &Actor::System, "user.locked_out", subject, &data)?;
+                    let action = AuditAction::UserLockedOut {
+                        scope: LockScope::Username,
+                        until: until.clone(),
+                    };
+                    db::audit::append(conn, t, &Actor::System, subject, &action)?;
                 }
                 if locks.address {
-                    let data = json!({"scope": "address", "address": client, "until": until});
-                    db::audit::append(conn, &Actor::System, "user.locked_out", None, &data)?;
+                    let action = AuditAction::UserLockedOut {
+                        scope: LockScope::Address {
+                            address: client.to_string(),
+                        },
+                        until,
+                    };
+                    db::audit::append(conn, t, &Actor::System, None, &action)?;
                 }
                 Ok(Err(Error::Unauthorized(
                     "wrong username or password".into(),
@@ -416,10 +432,10 @@ pub fn logout(conn: &mut DbConn, caller: &Caller, token: &str) -> Result<()> {
             let id = caller.id.to_string();
             db::audit::append(
                 conn,
+                now().naive_utc(),
                 &Actor::User(caller.id),
-                "user.logout",
                 Some(&id),
-                &json!({}),
+                &AuditAction::UserLogout {},
             )?;
         }
         Ok(())

@@ -5,7 +5,7 @@ use super::schema::{audit_checkpoints, audit_entries, audit_head, audit_log, aud
 use super::DbConn;
 use crate::audit::merkle::Hash;
 use crate::audit::proof::{self, NodeId};
-use crate::audit::{entry_body, leaf_hash, Actor};
+use crate::audit::{entry_body, leaf_hash, ActionName, Actor, AuditAction, EntryBody};
 use crate::error::{Error, Result};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -37,29 +37,30 @@ pub struct StoredEntry {
 }
 
 /// Appends one entry; must run inside [`super::write_tx`], in the transaction of the
-/// change it records. Returns its `seq`.
+/// change it records. `at` is the time of that change (the same value its rows store, at
+/// microsecond precision: [`crate::app::now`], in UTC). Returns the entry's `seq`.
 pub fn append(
     conn: &mut DbConn,
+    at: NaiveDateTime,
     actor: &Actor,
-    action: &str,
     subject: Option<&str>,
-    data: &serde_json::Value,
+    action: &AuditAction,
 ) -> Result<i64> {
     let size: i64 = audit_head::table
         .select(audit_head::size)
         .filter(audit_head::id.eq(1))
         .first(conn)?;
     let seq = size + 1;
-    let at = Utc::now();
-    let body = entry_body(seq, at, actor, action, subject, data)?;
+    let name = action.name().as_str();
+    let body = entry_body(seq, at.and_utc(), actor, name, subject, &action.data()?)?;
     let leaf = leaf_hash(body.as_bytes());
     let hash = hex::encode(leaf);
     diesel::insert_into(audit_entries::table)
         .values((
             audit_entries::seq.eq(seq),
-            audit_entries::at.eq(at.naive_utc()),
+            audit_entries::at.eq(at),
             audit_entries::actor.eq(actor.to_string()),
-            audit_entries::action.eq(action),
+            audit_entries::action.eq(name),
             audit_entries::subject.eq(subject),
             audit_entries::body.eq(&body),
             audit_entries::leaf_hash.eq(&hash),
@@ -351,6 +352,38 @@ pub fn set_retention_years(conn: &mut DbConn, years: i32) -> Result<()> {
         .set(audit_log::retention_years.eq(years))
         .execute(conn)?;
     Ok(())
+}
+
+/// The last entry about `subject` with this action, parsed.
+pub fn last_about(
+    conn: &mut DbConn,
+    subject: &str,
+    action: ActionName,
+) -> Result<Option<EntryBody>> {
+    let body: Option<String> = audit_entries::table
+        .select(audit_entries::body)
+        .filter(audit_entries::subject.eq(subject))
+        .filter(audit_entries::action.eq(action.as_str()))
+        .order(audit_entries::seq.desc())
+        .limit(1)
+        .get_result(conn)
+        .optional()?;
+    body.map(|b| parse_body(&b)).transpose()
+}
+
+/// Every entry about `subject`, in seq order, parsed.
+pub fn about(conn: &mut DbConn, subject: &str) -> Result<Vec<EntryBody>> {
+    let bodies: Vec<String> = audit_entries::table
+        .select(audit_entries::body)
+        .filter(audit_entries::subject.eq(subject))
+        .order(audit_entries::seq.asc())
+        .load(conn)?;
+    bodies.iter().map(|b| parse_body(b)).collect()
+}
+
+fn parse_body(body: &str) -> Result<EntryBody> {
+    serde_json::from_str(body)
+        .map_err(|e| Error::Internal(format!("a stored audit body does not parse: {e}")))
 }
 
 /// The auditors' filters (spec/api.md `GET /audit`); all optional, combined with AND.

@@ -45,6 +45,8 @@ pub struct ReviewRow {
     pub decision: String,
     pub comment: String,
     pub created_at: NaiveDateTime,
+    /// Set when the approval stopped counting (the text changed behind the log).
+    pub voided_at: Option<NaiveDateTime>,
 }
 
 pub fn insert(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
@@ -128,6 +130,24 @@ pub fn reviews_of(conn: &mut DbConn, draft_id: &str) -> Result<Vec<ReviewRow>> {
         .filter(reviews::draft_id.eq(draft_id))
         .order(reviews::id.asc())
         .load(conn)?)
+}
+
+/// Voids the approvals of `revision` that still count (see [`ReviewRow::voided_at`]).
+pub fn void_approvals(
+    conn: &mut DbConn,
+    draft_id: &str,
+    revision: i32,
+    at: NaiveDateTime,
+) -> Result<usize> {
+    Ok(diesel::update(
+        reviews::table
+            .filter(reviews::draft_id.eq(draft_id))
+            .filter(reviews::revision.eq(revision))
+            .filter(reviews::decision.eq("approve"))
+            .filter(reviews::voided_at.is_null()),
+    )
+    .set(reviews::voided_at.eq(Some(at)))
+    .execute(conn)?)
 }
 
 pub fn insert_review(conn: &mut DbConn, r: &ReviewRow) -> Result<()> {

@@ -25,7 +25,11 @@ pub struct PostJobRow {
 
 pub const PENDING: &str = "pending";
 pub const DONE: &str = "done";
+/// The text found at posting time was not the text approved; nothing was posted. A new
+/// approval arms the job again.
+pub const REFUSED: &str = "refused";
 
+/// Enqueues the draft's post job, or arms its refused one again (one job per draft).
 pub fn enqueue(
     conn: &mut DbConn,
     id: &str,
@@ -33,6 +37,21 @@ pub fn enqueue(
     channel: &str,
     now: NaiveDateTime,
 ) -> Result<()> {
+    let rearmed = diesel::update(
+        post_jobs::table
+            .filter(post_jobs::draft_id.eq(draft_id))
+            .filter(post_jobs::state.eq(REFUSED)),
+    )
+    .set((
+        post_jobs::state.eq(PENDING),
+        post_jobs::next_attempt_at.eq(now),
+        post_jobs::locked_until.eq(None::<NaiveDateTime>),
+        post_jobs::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if rearmed > 0 {
+        return Ok(());
+    }
     diesel::insert_into(post_jobs::table)
         .values((
             post_jobs::id.eq(id),
@@ -97,11 +116,26 @@ pub fn for_draft(conn: &mut DbConn, draft_id: &str) -> Result<Option<PostJobRow>
 }
 
 pub fn mark_done(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<()> {
+    finish(conn, id, DONE, None, now)
+}
+
+/// Ends the job without posting: the text is not the one approved.
+pub fn mark_refused(conn: &mut DbConn, id: &str, reason: &str, now: NaiveDateTime) -> Result<()> {
+    finish(conn, id, REFUSED, Some(reason), now)
+}
+
+fn finish(
+    conn: &mut DbConn,
+    id: &str,
+    state: &str,
+    error: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<()> {
     diesel::update(post_jobs::table.filter(post_jobs::id.eq(id)))
         .set((
-            post_jobs::state.eq(DONE),
+            post_jobs::state.eq(state),
             post_jobs::locked_until.eq(None::<NaiveDateTime>),
-            post_jobs::last_error.eq(None::<String>),
+            post_jobs::last_error.eq(error),
             post_jobs::updated_at.eq(now),
         ))
         .execute(conn)?;

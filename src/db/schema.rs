@@ -106,6 +106,7 @@ diesel::table! {
         decision -> Text,
         comment -> Text,
         created_at -> Timestamp,
+        voided_at -> Nullable<Timestamp>,
     }
 }
 

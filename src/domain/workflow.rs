@@ -37,6 +37,8 @@ pub enum DraftEvent {
     PostSucceeded,
     /// The channel refused or failed; the job is retried.
     PostFailed,
+    /// The text about to be posted is not the text approved: back to review, approvals void.
+    PostRefused,
 }
 
 impl DraftState {
@@ -63,6 +65,7 @@ impl DraftState {
             (S::PendingReview, E::RequestChanges) => Some(S::ChangesRequested),
             (S::Approved | S::PostFailed, E::PostSucceeded) => Some(S::Posted),
             (S::Approved | S::PostFailed, E::PostFailed) => Some(S::PostFailed),
+            (S::Approved | S::PostFailed, E::PostRefused) => Some(S::PendingReview),
             _ => None,
         }
     }
@@ -117,15 +120,6 @@ impl Decision {
             Decision::RequestChanges => "request_changes",
         }
     }
-
-    /// The audit action this decision records.
-    pub fn audit_action(self) -> &'static str {
-        match self {
-            Decision::Approve => "review.approved",
-            Decision::Reject => "review.rejected",
-            Decision::RequestChanges => "review.changes_requested",
-        }
-    }
 }
 
 impl FromStr for Decision {
@@ -162,7 +156,7 @@ mod tests {
     use DraftEvent as E;
     use DraftState as S;
 
-    const EVENTS: [DraftEvent; 8] = [
+    const EVENTS: [DraftEvent; 9] = [
         E::Revise,
         E::Submit,
         E::Approve { complete: false },
@@ -171,6 +165,7 @@ mod tests {
         E::RequestChanges,
         E::PostSucceeded,
         E::PostFailed,
+        E::PostRefused,
     ];
 
     #[test]
@@ -206,6 +201,18 @@ mod tests {
         assert_eq!(S::ChangesRequested.apply(E::Revise), Some(S::Draft));
         assert_eq!(S::ChangesRequested.apply(E::Submit), None);
         assert_eq!(S::PendingReview.apply(E::Revise), None);
+    }
+
+    #[test]
+    fn only_an_approved_reply_can_be_refused_at_posting_and_it_goes_back_to_review() {
+        for s in S::ALL {
+            let after = s.apply(E::PostRefused);
+            if matches!(s, S::Approved | S::PostFailed) {
+                assert_eq!(after, Some(S::PendingReview), "{s}");
+            } else {
+                assert_eq!(after, None, "{s}");
+            }
+        }
     }
 
     #[test]

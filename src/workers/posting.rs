@@ -3,7 +3,7 @@
 //! when a job is enqueued in this process and polls for jobs from other instances and for
 //! retries.
 
-use crate::app::posting::{claim, record};
+use crate::app::posting::{claim, record, Claim};
 use crate::channels::Channel;
 use crate::db::Db;
 use std::sync::Arc;
@@ -17,7 +17,12 @@ pub fn drain(db: &Db, channel: &dyn Channel) -> usize {
     let mut handled = 0;
     loop {
         let claimed = match db.conn().and_then(|mut c| claim(&mut c)) {
-            Ok(Some(job)) => job,
+            Ok(Some(Claim::Post(job))) => job,
+            Ok(Some(Claim::Refused { draft_id, reason })) => {
+                tracing::error!(%draft_id, %reason, "not posted: the text is not the approved one; back to review");
+                handled += 1;
+                continue;
+            }
             Ok(None) => return handled,
             Err(e) => {
                 tracing::warn!(error = %e, "posting worker: cannot claim a job");

@@ -107,7 +107,9 @@ fn a_post_made_before_a_crash_is_not_repeated(b: Backend) {
         let ctx = built.context();
         let draft = approve_one(ctx);
         let mut conn = ctx.db.conn().unwrap();
-        let claimed = posting::claim(&mut conn).unwrap().expect("a job");
+        let Some(posting::Claim::Post(claimed)) = posting::claim(&mut conn).unwrap() else {
+            panic!("a job to post");
+        };
         let receipt = LogChannel::new(ctx.settings.post_log.clone())
             .post(&claimed.reply)
             .unwrap();

@@ -69,3 +69,7 @@ CREATE TRIGGER audit_log_fixed BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_fixed();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
+
+-- An approval stops counting when the text found at posting time is not the one approved
+-- (post.refused) or, later, when it expires: the row stays, as the log's entries do.
+ALTER TABLE reviews ADD COLUMN voided_at TIMESTAMP;

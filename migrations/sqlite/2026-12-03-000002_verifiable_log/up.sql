@@ -64,3 +64,7 @@ BEGIN SELECT RAISE(ABORT, 'the log''s identity cannot be deleted'); END;
 CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
 WHEN EXISTS (SELECT 1 FROM audit_log)
 BEGIN SELECT RAISE(ABORT, 'the log''s identity cannot be replaced'); END;
+
+-- An approval stops counting when the text found at posting time is not the one approved
+-- (post.refused) or, later, when it expires: the row stays, as the log's entries do.
+ALTER TABLE reviews ADD COLUMN voided_at TIMESTAMP;
