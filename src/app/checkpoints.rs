@@ -7,7 +7,7 @@
 //! checkpoints for one size. Checkpoints are made at start, every N entries and every T
 //! minutes when the log grew; the checkpoint table's key (the tree size) keeps one per size.
 
-use crate::audit::note::{Checkpoint, NoteSigner};
+use crate::audit::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::config::Settings;
 use crate::db::audit::{LogIdentity, StoredCheckpoint};
 use crate::db::{self, Db, DbConn};
@@ -30,6 +30,10 @@ impl LogSigner {
     /// The verifier key, as published: `<origin>+<key id>+<base64 key>`.
     pub fn verifier_key(&self) -> String {
         self.signer.verifier().to_string()
+    }
+
+    pub fn verifier(&self) -> NoteVerifier {
+        self.signer.verifier()
     }
 
     /// Settles the log's identity against the database (see the module documentation) and
@@ -141,6 +145,12 @@ impl LogSigner {
             )
         })
     }
+}
+
+/// The key `audit verify` checks checkpoints with: the key file's, when it can be read
+/// (so a database whose recorded key was swapped is caught), else the database's record.
+pub fn verifier_for_verify(settings: &Settings) -> Result<Option<NoteVerifier>> {
+    Ok(read_key_file(&settings.key_file)?.map(|k| k.verifier()))
 }
 
 /// `countersign/<host name>`, the default origin at a log's first start.

@@ -174,7 +174,8 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             let db = Db::connect(&s.database_url, 1)?;
             let mut conn = db.conn()?;
             let show_progress = std::io::stderr().is_terminal();
-            let result = app::audit::verify(&mut conn, |n| {
+            let verifier = app::checkpoints::verifier_for_verify(&s)?;
+            let result = app::audit::verify(&mut conn, verifier.as_ref(), |n| {
                 if show_progress {
                     eprint!("\rverified {n} entries");
                 }

@@ -400,9 +400,14 @@ pub struct AuditFilter {
 }
 
 /// Entries matching `filter`, by ascending seq, at most `limit`.
+///
+/// Only entries inside the log (seq 1 to the head) are shown: exactly what `verify` checks,
+/// so a row slipped in outside it can never reach an auditor's screen.
 pub fn query(conn: &mut DbConn, filter: &AuditFilter) -> Result<Vec<StoredEntry>> {
+    let head = head_size(conn)?;
     let mut q = audit_entries::table
         .select(StoredEntry::as_select())
+        .filter(audit_entries::seq.between(1, head))
         .into_boxed();
     if let Some(a) = &filter.actor {
         q = q.filter(audit_entries::actor.eq(a.clone()));
@@ -443,6 +448,23 @@ pub fn batch_after(
         .order(audit_entries::seq.asc())
         .limit(limit)
         .load(conn)?)
+}
+
+/// Rows with `seq > after`, in order, at most `limit`: the batches `audit verify` reads.
+pub fn rows_after(conn: &mut DbConn, after: i64, limit: i64) -> Result<Vec<StoredEntry>> {
+    Ok(audit_entries::table
+        .select(StoredEntry::as_select())
+        .filter(audit_entries::seq.gt(after))
+        .order(audit_entries::seq.asc())
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// The lowest seq of any row (none when the table is empty).
+pub fn min_seq(conn: &mut DbConn) -> Result<Option<i64>> {
+    Ok(audit_entries::table
+        .select(diesel::dsl::min(audit_entries::seq))
+        .get_result(conn)?)
 }
 
 /// The number of entries the head row records.

@@ -5,7 +5,7 @@ use super::error::ErrorBody;
 use super::State;
 use crate::app::{
     self,
-    audit::{AuditPage, Verification},
+    audit::{AuditPage, ConsistencyProof, InclusionProof, Verification},
 };
 use crate::db::audit::AuditFilter;
 use crate::domain::time::ApiTime;
@@ -92,10 +92,110 @@ pub async fn query(
 )]
 #[get("/audit/verify")]
 pub async fn verify(state: State, user: SignedIn) -> Result<HttpResponse, Error> {
+    let verifier = state.ctx.log.verifier();
     let result = state
         .ctx
         .db
-        .run(move |conn| app::audit::verify_as(conn, &user.caller))
+        .run(move |conn| app::audit::verify_as(conn, &user.caller, &verifier))
         .await?;
     Ok(HttpResponse::Ok().json(result))
+}
+
+/// The verifier key of the log's checkpoints: `<origin>+<key id>+<base64(0x01 || key)>`.
+#[utoipa::path(
+    tag = "audit",
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+#[get("/audit/key")]
+pub async fn key(state: State, user: SignedIn) -> Result<HttpResponse, Error> {
+    user.caller
+        .require(crate::domain::roles::Permission::ReadAudit)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{}\n", state.ctx.log.verifier_key())))
+}
+
+/// The latest checkpoint: a C2SP tlog-checkpoint signed note (Ed25519).
+#[utoipa::path(
+    tag = "audit",
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+#[get("/audit/checkpoint")]
+pub async fn checkpoint(state: State, user: SignedIn) -> Result<HttpResponse, Error> {
+    let note = state
+        .ctx
+        .db
+        .run(move |conn| app::audit::latest_checkpoint(conn, &user.caller))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(note))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    /// the entry (1 to size)
+    #[param(minimum = 1)]
+    pub seq: i64,
+    /// the tree size (1 to the log's size)
+    #[param(minimum = 1)]
+    pub size: i64,
+}
+
+/// The RFC 9162 inclusion proof of entry `seq` (leaf `seq - 1`) in the tree of `size`.
+#[utoipa::path(
+    tag = "audit",
+    security(("bearer" = [])),
+    params(InclusionQuery),
+    responses((status = 200, body = InclusionProof), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+#[get("/audit/proof/inclusion")]
+pub async fn inclusion(
+    state: State,
+    user: SignedIn,
+    q: web::Query<InclusionQuery>,
+) -> Result<HttpResponse, Error> {
+    let InclusionQuery { seq, size } = q.into_inner();
+    let proof = state
+        .ctx
+        .db
+        .run(move |conn| app::audit::inclusion_proof(conn, &user.caller, seq, size))
+        .await?;
+    Ok(HttpResponse::Ok().json(proof))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    /// the older tree size (1 to `to`)
+    #[param(minimum = 1)]
+    pub from: i64,
+    /// the newer tree size (up to the log's size)
+    #[param(minimum = 1)]
+    pub to: i64,
+}
+
+/// The RFC 9162 consistency proof between the trees of sizes `from` and `to`.
+#[utoipa::path(
+    tag = "audit",
+    security(("bearer" = [])),
+    params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyProof), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+#[get("/audit/proof/consistency")]
+pub async fn consistency(
+    state: State,
+    user: SignedIn,
+    q: web::Query<ConsistencyQuery>,
+) -> Result<HttpResponse, Error> {
+    let ConsistencyQuery { from, to } = q.into_inner();
+    let proof = state
+        .ctx
+        .db
+        .run(move |conn| app::audit::consistency_proof(conn, &user.caller, from, to))
+        .await?;
+    Ok(HttpResponse::Ok().json(proof))
 }

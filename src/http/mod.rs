@@ -113,6 +113,10 @@ pub fn app(
                 .service(drafts::review)
                 .service(audit::query)
                 .service(audit::verify)
+                .service(audit::key)
+                .service(audit::checkpoint)
+                .service(audit::inclusion)
+                .service(audit::consistency)
                 // Inside the scope, which otherwise answers every unmatched /api/v1 path.
                 .route("/openapi.json", web::get().to(health::openapi)),
         )

@@ -27,13 +27,7 @@ fn seed(app: &TestApp) {
 }
 
 fn verify_cli(app: &TestApp) -> (bool, serde_json::Value) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_countersign"))
-        .args(["audit", "verify"])
-        .env("COUNTERSIGN_DATABASE_URL", &app.db.url)
-        .output()
-        .expect("run countersign audit verify");
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.success(), report)
+    crate::audit_tamper::verify_cli(app, &[])
 }
 
 fn the_database_refuses_to_change_or_delete_entries(b: Backend) {
