@@ -374,7 +374,7 @@ fn decode_all(v: &Value) -> Vec<[u8; 32]> {
 
 /// The root at `size`, recomputed from the entries the API shows (as an auditor would).
 fn root_of(app: &TestApp, token: &str, size: i64) -> [u8; 32] {
-    let page = app.get(&format!("/api/v1/audit?limit=1000"), Some(token));
+    let page = app.get("/api/v1/audit?limit=1000", Some(token));
     let leaves: Vec<[u8; 32]> = page.body["entries"]
         .as_array()
         .unwrap()
