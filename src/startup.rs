@@ -43,6 +43,7 @@ impl Application {
         let log = {
             let mut conn = db.conn()?;
             let log = crate::app::checkpoints::LogSigner::open(&mut conn, &settings)?;
+            crate::app::policies::record_if_new(&mut conn, &policies.current())?;
             // A checkpoint at every start, unless the log has not grown since the last.
             let head = crate::db::audit::head_size(&mut conn)?;
             if crate::db::audit::checkpoint_at(&mut conn, head)?.is_none() {
@@ -105,7 +106,11 @@ impl Application {
         let hup = signal(SignalKind::hangup())?;
         let handle = server.handle();
         let stopper = tokio::spawn(stop_gracefully_on_signal(handle.clone(), term, int));
-        let reloader = tokio::spawn(reload_on_sighup(self.ctx.policies.clone(), hup));
+        let reloader = tokio::spawn(reload_on_sighup(
+            self.ctx.policies.clone(),
+            self.ctx.db.clone(),
+            hup,
+        ));
         // Ready means answering: actix starts its workers after this point, and until they run
         // a connection would only wait in the backlog.
         let ready = tokio::spawn(async move {
@@ -195,10 +200,19 @@ async fn prune_hourly(db: crate::db::Db) {
 
 /// SIGHUP reloads the policies, like `POST /policies/reload`; a broken set is logged and the
 /// set in force stays.
-async fn reload_on_sighup(policies: PolicyStore, mut hup: Signal) {
+async fn reload_on_sighup(policies: PolicyStore, db: Db, mut hup: Signal) {
     while hup.recv().await.is_some() {
-        let store = policies.clone();
-        match tokio::task::spawn_blocking(move || store.reload()).await {
+        let (store, db) = (policies.clone(), db.clone());
+        let reload = move || {
+            store.reload(|set| {
+                crate::app::policies::record_activation(
+                    &mut *db.conn()?,
+                    &crate::audit::Actor::System,
+                    set,
+                )
+            })
+        };
+        match tokio::task::spawn_blocking(reload).await {
             Ok(Ok(set)) => {
                 tracing::info!(policy_version = set.version(), "policies reloaded (SIGHUP)")
             }

@@ -8,6 +8,7 @@ pub mod checkpoints;
 pub mod drafts;
 pub mod inbound;
 pub mod passwords;
+pub mod policies;
 pub mod posting;
 pub mod users;
 pub mod views;
@@ -44,8 +45,15 @@ impl PolicyStore {
     }
 
     /// Loads the folder again; on failure the set in force stays and the error says why.
-    pub fn reload(&self) -> Result<Arc<PolicySet>> {
+    /// `activate` runs with the new set before it comes into force (to record it in the
+    /// audit log, so no check is ever reported under a version the log does not hold); if
+    /// it fails, the set in force stays too.
+    pub fn reload(
+        &self,
+        activate: impl FnOnce(&PolicySet) -> Result<()>,
+    ) -> Result<Arc<PolicySet>> {
         let set = Arc::new(PolicySet::load(&self.dir).map_err(Error::PolicyInvalid)?);
+        activate(&set)?;
         match self.current.write() {
             Ok(mut guard) => *guard = set.clone(),
             Err(poisoned) => *poisoned.into_inner() = set.clone(),

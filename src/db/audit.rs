@@ -371,6 +371,18 @@ pub fn last_about(
     body.map(|b| parse_body(&b)).transpose()
 }
 
+/// The last entry with this action, parsed.
+pub fn last_of_action(conn: &mut DbConn, action: ActionName) -> Result<Option<EntryBody>> {
+    let body: Option<String> = audit_entries::table
+        .select(audit_entries::body)
+        .filter(audit_entries::action.eq(action.as_str()))
+        .order(audit_entries::seq.desc())
+        .limit(1)
+        .get_result(conn)
+        .optional()?;
+    body.map(|b| parse_body(&b)).transpose()
+}
+
 /// Every entry about `subject`, in seq order, parsed.
 pub fn about(conn: &mut DbConn, subject: &str) -> Result<Vec<EntryBody>> {
     let bodies: Vec<String> = audit_entries::table

@@ -77,9 +77,13 @@ pub async fn policies(state: State, user: SignedIn) -> Result<HttpResponse, Erro
 pub async fn reload(state: State, user: SignedIn) -> Result<HttpResponse, Error> {
     user.caller.require(Permission::Administer)?;
     let store = state.ctx.policies.clone();
-    let set = web::block(move || store.reload())
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+    let db = state.ctx.db.clone();
+    let actor = crate::audit::Actor::User(user.caller.id);
+    let set = web::block(move || {
+        store.reload(|set| crate::app::policies::record_activation(&mut *db.conn()?, &actor, set))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
     tracing::info!(policy_version = set.version(), by = %user.caller.username, "policies reloaded");
     Ok(HttpResponse::Ok().json(describe(&set)))
 }

@@ -36,6 +36,9 @@ use engine::Engine;
 pub struct PolicySet {
     version: String,
     files: Vec<String>,
+    /// Each file's name and text, as loaded (recorded in the audit log when the set comes
+    /// into force).
+    texts: Vec<(String, String)>,
     engine: Engine,
 }
 
@@ -107,7 +110,8 @@ impl PolicySet {
         }
         Ok(PolicySet {
             version: version_of(&sources),
-            files: sources.into_iter().map(|s| s.rel).collect(),
+            files: sources.iter().map(|s| s.rel.clone()).collect(),
+            texts: sources.into_iter().map(|s| (s.rel, s.content)).collect(),
             engine,
         })
     }
@@ -142,6 +146,11 @@ impl PolicySet {
     /// Relative paths of the policy files, sorted.
     pub fn files(&self) -> &[String] {
         &self.files
+    }
+
+    /// Each file's name (relative to the folder) and text, in version order.
+    pub fn texts(&self) -> &[(String, String)] {
+        &self.texts
     }
 
     /// Ids of the rules, in file order (for `countersign policy test` and listings).

@@ -66,18 +66,21 @@ fn verify_names_the_first_tampered_entry(b: Backend) {
     seed(&app);
     let auditor = app.user("aud", &[Role::Auditor]);
     disable_guards(&app, b);
+    let seq = app.first_seq("inbound.received");
     exec(
         &app,
-        "UPDATE audit_entries SET body = REPLACE(body, 'hello', 'HELLO') WHERE seq = 4",
+        &format!(
+            "UPDATE audit_entries SET body = REPLACE(body, 'hello', 'HELLO') WHERE seq = {seq}"
+        ),
     )
     .unwrap();
     let (ok, report) = verify_cli(&app);
     assert!(!ok, "verify must fail: {report}");
     assert_eq!(report["ok"], false);
-    assert_eq!(report["first_bad_seq"], 4, "{report}");
+    assert_eq!(report["first_bad_seq"], seq, "{report}");
     assert!(report["reason"].as_str().unwrap().contains("leaf hash"));
     let api = app.get("/api/v1/audit/verify", Some(&auditor));
-    assert_eq!(api.body["first_bad_seq"], 4);
+    assert_eq!(api.body["first_bad_seq"], seq);
 }
 
 fn verify_names_a_missing_entry(b: Backend) {

@@ -182,14 +182,15 @@ fn verify_checks_the_filter_columns_against_the_body(b: Backend) {
         let Some(app) = TestApp::spawn(b) else { return };
         seed(&app, 2);
         drop_all_guards(&app, b);
+        let seq = app.first_seq("inbound.received");
         exec(
             &app,
-            &format!("UPDATE audit_entries SET {column} = {value} WHERE seq = 3"),
+            &format!("UPDATE audit_entries SET {column} = {value} WHERE seq = {seq}"),
         )
         .unwrap();
         let (ok, report) = verify_cli(&app, &[]);
         assert!(!ok, "{column}: {report}");
-        assert_eq!(report["first_bad_seq"], 3, "{column}: {report}");
+        assert_eq!(report["first_bad_seq"], seq, "{column}: {report}");
         assert!(
             report["reason"].as_str().unwrap().contains(column),
             "{column}: {report}"
@@ -284,11 +285,12 @@ fn a_rehashed_body_is_caught_by_the_checkpoint_that_covers_it(b: Backend) {
     app.ctx.log.checkpoint_head(&mut conn).unwrap();
     drop(conn);
     drop_all_guards(&app, b);
-    let edited = shouted(&body_of(&app, 4));
+    let seq = app.first_seq("inbound.received");
+    let edited = shouted(&body_of(&app, seq));
     exec(
         &app,
         &format!(
-            "UPDATE audit_entries SET body = {}, leaf_hash = {} WHERE seq = 4",
+            "UPDATE audit_entries SET body = {}, leaf_hash = {} WHERE seq = {seq}",
             sql_text(&edited),
             sql_text(&leaf_hex(&edited))
         ),

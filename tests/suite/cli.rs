@@ -178,7 +178,10 @@ fn serve_prints_its_address_answers_and_stops_cleanly_on_sigterm() {
     assert!(out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true);
-    assert_eq!(report["size"], 2, "user.created and user.login");
+    assert_eq!(
+        report["size"], 3,
+        "policy.activated, user.created and user.login"
+    );
 }
 
 #[test]

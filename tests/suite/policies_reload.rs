@@ -72,3 +72,78 @@ fn a_broken_reload_keeps_the_set_in_force_and_says_why() {
     let now = app.post("/api/v1/check", Some(&admin), &json!({"text": "Thanks!"}));
     assert_eq!(now.body["policy_version"], v2.as_str());
 }
+
+/// `policy.activated` entries: the audit log entries with that action, as (actor, data).
+fn activations(app: &TestApp) -> Vec<(String, serde_json::Value)> {
+    let mut conn = app.ctx.db.conn().unwrap();
+    let filter = countersign::db::audit::AuditFilter {
+        action: Some("policy.activated".into()),
+        limit: 1000,
+        ..Default::default()
+    };
+    countersign::db::audit::query(&mut conn, &filter)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let body: serde_json::Value = serde_json::from_str(&e.body).unwrap();
+            assert_eq!(body["subject"], serde_json::Value::Null);
+            (e.actor, body["data"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn each_policy_set_in_force_is_in_the_log_with_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    copy_policies(&policies);
+    let settings = [("COUNTERSIGN_POLICIES", policies.to_str().unwrap())];
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, &settings) else {
+        return;
+    };
+    let admin = app.user("root", &[Role::Admin]);
+    let first = activations(&app);
+    assert_eq!(first.len(), 1, "one at the first start");
+    let (actor, data) = &first[0];
+    assert_eq!(actor, "system");
+    let v1 = app.get("/api/v1/policies", Some(&admin)).body["policy_version"].clone();
+    assert_eq!(data["policy_version"], v1);
+    let files = data["files"].as_array().unwrap();
+    let on_disk = std::fs::read_to_string(policies.join("organisation.toml")).unwrap();
+    let org = files
+        .iter()
+        .find(|f| f["name"] == "organisation.toml")
+        .expect("every file is recorded");
+    assert_eq!(org["text"], on_disk.as_str());
+    assert_eq!(
+        org["sha256"],
+        countersign::audit::text_sha256(&on_disk).as_str(),
+        "SHA-256 of the file's bytes"
+    );
+
+    // The same set at the next start: nothing new.
+    let db = app.stop();
+    let app = TestApp::start(db, &settings);
+    assert_eq!(activations(&app).len(), 1);
+
+    // A reload records the set that comes into force, by whom.
+    let admin = app.login("root");
+    let mut extra = on_disk.clone();
+    extra.push_str("\n# reviewed 2026-12-03\n");
+    std::fs::write(policies.join("organisation.toml"), &extra).unwrap();
+    let r = app.post_empty("/api/v1/policies/reload", Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let all = activations(&app);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].0, app.user_id(&admin));
+    assert_eq!(all[1].1["policy_version"], r.body["policy_version"]);
+    assert_ne!(all[1].1["policy_version"], v1);
+    // A broken reload records nothing.
+    std::fs::write(policies.join("zz.toml"), "[[rule]]\nid = 1\n").unwrap();
+    assert_eq!(
+        app.post_empty("/api/v1/policies/reload", Some(&admin))
+            .status,
+        422
+    );
+    assert_eq!(activations(&app).len(), 2);
+}

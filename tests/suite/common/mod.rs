@@ -312,6 +312,17 @@ impl TestApp {
         countersign::db::audit::head_size(&mut conn).expect("audit size")
     }
 
+    /// The seq of the first entry with this action.
+    pub fn first_seq(&self, action: &str) -> i64 {
+        let mut conn = self.ctx.db.conn().expect("db");
+        let filter = countersign::db::audit::AuditFilter {
+            action: Some(action.into()),
+            limit: 1,
+            ..Default::default()
+        };
+        countersign::db::audit::query(&mut conn, &filter).expect("audit")[0].seq
+    }
+
     /// Every audit entry's action, in order.
     pub fn audit_actions(&self) -> Vec<(String, Option<String>)> {
         let mut conn = self.ctx.db.conn().expect("db");
