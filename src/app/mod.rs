@@ -4,6 +4,8 @@
 //! except `users::sign_in`, which awaits the password-hashing pool between two transactions.
 
 pub mod audit;
+pub mod audit_state;
+pub mod bundles;
 pub mod checkpoints;
 pub mod drafts;
 pub mod inbound;

@@ -3,6 +3,7 @@
 //! which calls [`entry_body`] inside the transaction of the change it records.
 
 pub mod action;
+pub mod bundle;
 pub mod entry;
 pub mod merkle;
 pub mod note;

@@ -91,8 +91,42 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute every leaf hash and the tree root; exit 0 only if the log is intact.
-    Verify,
+    /// Check the whole log against its stored checkpoints; exit 0 only if it is intact.
+    Verify {
+        /// Also replay the log and compare the service's tables with it.
+        #[arg(long)]
+        state: bool,
+    },
+    /// Write an export bundle (JSON lines with the checkpoint and inclusion proofs).
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Entries at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Entries before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only entries about this id.
+        #[arg(long, value_name = "ID")]
+        subject: Option<String>,
+    },
+    /// Write the evidence bundle of one reply.
+    Evidence {
+        draft_id: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Verify a bundle offline (no database, no server); exit 0 only if it holds.
+    VerifyBundle {
+        file: PathBuf,
+        /// The log's verifier key, or @FILE holding it.
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: String,
+        /// Print {"ok", "steps": [...]} instead of the story.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a command; the process exit code is 0 on `Ok(true)`.
@@ -169,22 +203,97 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             );
             Ok(true)
         }
-        Command::Audit(AuditCommand::Verify) => {
+        Command::Audit(AuditCommand::Verify { state }) => {
             let s = settings()?;
             let db = Db::connect(&s.database_url, 1)?;
             let mut conn = db.conn()?;
             let show_progress = std::io::stderr().is_terminal();
             let verifier = app::checkpoints::verifier_for_verify(&s)?;
-            let result = app::audit::verify(&mut conn, verifier.as_ref(), |n| {
-                if show_progress {
-                    eprint!("\rverified {n} entries");
+            let bar = show_progress.then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} verified {pos} entries ({per_sec}) {elapsed}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                );
+                bar
+            });
+            let mut result = app::audit::verify(&mut conn, verifier.as_ref(), |n| {
+                if let Some(bar) = &bar {
+                    bar.set_position(n);
                 }
             })?;
-            if show_progress {
-                eprintln!();
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if state {
+                result = app::audit_state::with_state(&mut conn, result)?;
             }
             println!("{}", serde_json::to_string(&result)?);
             Ok(result.is_intact())
+        }
+        Command::Audit(AuditCommand::Export {
+            out,
+            since,
+            until,
+            subject,
+        }) => {
+            let time = |name: &str, v: Option<String>| {
+                v.map(|t| {
+                    crate::domain::time::ApiTime::parse(&t)
+                        .map(crate::domain::time::ApiTime::utc)
+                        .map_err(|e| anyhow::anyhow!("--{name}: {e}"))
+                })
+                .transpose()
+            };
+            let filter = app::bundles::ExportFilter {
+                since: time("since", since)?,
+                until: time("until", until)?,
+                subject,
+            };
+            let s = settings()?;
+            let db = Db::connect(&s.database_url, 1)?;
+            db.migrate()?;
+            let mut conn = db.conn()?;
+            let log = app::checkpoints::LogSigner::open(&mut conn, &s)?;
+            let n = write_atomically(&out, |w| app::bundles::export(&mut conn, &log, &filter, w))?;
+            println!("wrote {n} entries to {}", out.display());
+            Ok(true)
+        }
+        Command::Audit(AuditCommand::Evidence { draft_id, out }) => {
+            let id: crate::domain::ids::DraftId = draft_id
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{draft_id:?}: {e}"))?;
+            let s = settings()?;
+            let db = Db::connect(&s.database_url, 1)?;
+            db.migrate()?;
+            let mut conn = db.conn()?;
+            let log = app::checkpoints::LogSigner::open(&mut conn, &s)?;
+            let n = write_atomically(&out, |w| app::bundles::evidence(&mut conn, &log, id, w))?;
+            println!(
+                "wrote the evidence of draft {draft_id} ({n} entries) to {}",
+                out.display()
+            );
+            Ok(true)
+        }
+        Command::Audit(AuditCommand::VerifyBundle { file, key, json }) => {
+            let key_text = match key.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the verifier key file {path}"))?,
+                None => key,
+            };
+            let verifier = crate::audit::note::NoteVerifier::parse(&key_text)
+                .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read the bundle {}", file.display()))?;
+            let report = crate::audit::bundle::verify_bundle(&text, &verifier);
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(report.ok)
         }
         Command::Replay(args) => crate::replay::run(&args, cli.config.as_deref()),
     }
@@ -208,6 +317,25 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     }))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Writes `path` through a temporary file beside it, renamed into place once complete, so a
+/// half-written bundle never carries the name.
+fn write_atomically<T>(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> crate::error::Result<T>,
+) -> anyhow::Result<T> {
+    let partial = path.with_extension("partial");
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let result = write(&mut out)?;
+    out.into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?
+        .sync_all()?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("cannot move the bundle to {}", path.display()))?;
+    Ok(result)
 }
 
 fn load_policies(dir: &std::path::Path) -> anyhow::Result<PolicySet> {

@@ -383,6 +383,30 @@ pub fn last_of_action(conn: &mut DbConn, action: ActionName) -> Result<Option<En
     body.map(|b| parse_body(&b)).transpose()
 }
 
+/// `(seq, body)` of every entry about `subject` with `seq <= up_to`, in order.
+pub fn bodies_about(conn: &mut DbConn, subject: &str, up_to: i64) -> Result<Vec<(i64, String)>> {
+    Ok(audit_entries::table
+        .select((audit_entries::seq, audit_entries::body))
+        .filter(audit_entries::subject.eq(subject))
+        .filter(audit_entries::seq.between(1, up_to))
+        .order(audit_entries::seq.asc())
+        .load(conn)?)
+}
+
+/// `(seq, body)` of every entry with this action and `seq <= up_to`, in order.
+pub fn bodies_with_action(
+    conn: &mut DbConn,
+    action: ActionName,
+    up_to: i64,
+) -> Result<Vec<(i64, String)>> {
+    Ok(audit_entries::table
+        .select((audit_entries::seq, audit_entries::body))
+        .filter(audit_entries::action.eq(action.as_str()))
+        .filter(audit_entries::seq.between(1, up_to))
+        .order(audit_entries::seq.asc())
+        .load(conn)?)
+}
+
 /// Every entry about `subject`, in seq order, parsed.
 pub fn about(conn: &mut DbConn, subject: &str) -> Result<Vec<EntryBody>> {
     let bodies: Vec<String> = audit_entries::table

@@ -8,6 +8,7 @@ pub mod drafts;
 pub mod inbound;
 pub mod outbox;
 pub mod schema;
+pub mod state;
 pub mod users;
 
 use crate::error::{Error, Result};

@@ -84,19 +84,40 @@ pub async fn query(
     Ok(HttpResponse::Ok().json(page))
 }
 
-/// Recompute every leaf hash and the tree root; name the first bad seq if any.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    /// also compare the service's tables with the log
+    pub state: Option<bool>,
+}
+
+/// Check the whole log against its stored checkpoints; name the first bad seq if any. With
+/// `state=true`, also list the table rows the log does not explain.
 #[utoipa::path(
     tag = "audit",
     security(("bearer" = [])),
+    params(VerifyQuery),
     responses((status = 200, body = Verification), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 #[get("/audit/verify")]
-pub async fn verify(state: State, user: SignedIn) -> Result<HttpResponse, Error> {
+pub async fn verify(
+    state: State,
+    user: SignedIn,
+    q: web::Query<VerifyQuery>,
+) -> Result<HttpResponse, Error> {
     let verifier = state.ctx.log.verifier();
+    let with_state = q.state.unwrap_or(false);
     let result = state
         .ctx
         .db
-        .run(move |conn| app::audit::verify_as(conn, &user.caller, &verifier))
+        .run(move |conn| {
+            let log = app::audit::verify_as(conn, &user.caller, &verifier)?;
+            if with_state {
+                app::audit_state::with_state(conn, log)
+            } else {
+                Ok(log)
+            }
+        })
         .await?;
     Ok(HttpResponse::Ok().json(result))
 }
@@ -198,4 +219,30 @@ pub async fn consistency(
         .run(move |conn| app::audit::consistency_proof(conn, &user.caller, from, to))
         .await?;
     Ok(HttpResponse::Ok().json(proof))
+}
+
+/// The evidence bundle of one reply (spec/audit.md "Bundles"): JSON lines, verifiable
+/// offline with `countersign audit verify-bundle`.
+#[utoipa::path(
+    tag = "audit",
+    security(("bearer" = [])),
+    params(("draft_id" = String, Path, description = "the draft's id")),
+    responses((status = 200, content_type = "application/x-ndjson", body = String), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+#[get("/audit/evidence/{draft_id}")]
+pub async fn evidence(
+    state: State,
+    user: SignedIn,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    let draft_id: crate::domain::ids::DraftId = super::parse_id(&path)?;
+    let log = state.ctx.log.clone();
+    let bundle = state
+        .ctx
+        .db
+        .run(move |conn| app::bundles::evidence_as(conn, &user.caller, &log, draft_id))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(bundle))
 }

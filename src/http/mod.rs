@@ -117,6 +117,7 @@ pub fn app(
                 .service(audit::checkpoint)
                 .service(audit::inclusion)
                 .service(audit::consistency)
+                .service(audit::evidence)
                 // Inside the scope, which otherwise answers every unmatched /api/v1 path.
                 .route("/openapi.json", web::get().to(health::openapi)),
         )

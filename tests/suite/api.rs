@@ -703,6 +703,7 @@ fn openapi_describes_every_route(b: Backend) {
         ("get", "/api/v1/audit/checkpoint"),
         ("get", "/api/v1/audit/proof/inclusion"),
         ("get", "/api/v1/audit/proof/consistency"),
+        ("get", "/api/v1/audit/evidence/{draft_id}"),
         ("get", "/api/v1/policies"),
         ("post", "/api/v1/policies/reload"),
         ("get", "/api/v1/openapi.json"),
@@ -726,7 +727,9 @@ fn openapi_describes_every_route(b: Backend) {
         paths.keys()
     );
     for (method, path) in routes {
-        let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let concrete = path
+            .replace("{id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{draft_id}", &uuid::Uuid::now_v7().to_string());
         let r = match method {
             "get" => app.get(&concrete, None),
             "put" => app.put(&concrete, None, &json!({})),
