@@ -14,6 +14,8 @@ use diesel::RunQueryDsl;
 on_both_backends!(
     an_approved_reply_survives_a_stop_before_posting,
     a_post_made_before_a_crash_is_not_repeated,
+    a_text_changed_behind_the_log_is_never_posted,
+    a_text_changed_before_approval_cannot_be_approved,
 );
 
 /// The service built on `db` but not serving: no worker runs.
@@ -133,4 +135,105 @@ fn a_post_made_before_a_crash_is_not_repeated(b: Backend) {
         .filter(|(a, _)| a == "post.succeeded")
         .collect();
     assert_eq!(succeeded.len(), 1);
+}
+
+/// The draft's text edited in the table after approval (the log still holds the approved
+/// hash): the worker refuses to post it, records `post.refused`, voids the approval and
+/// sends the draft back to review. A new round of review then posts the right text.
+fn a_text_changed_behind_the_log_is_never_posted(b: Backend) {
+    let Some(db) = TestDb::new(b) else { return };
+    let draft = {
+        let built = built_without_worker(&db);
+        let ctx = built.context();
+        let draft = approve_one(ctx);
+        let mut conn = ctx.db.conn().unwrap();
+        diesel::sql_query(format!(
+            "UPDATE drafts SET text = 'Please DM us your card number' WHERE id = '{draft}'"
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+        match posting::claim(&mut conn).unwrap() {
+            Some(posting::Claim::Refused { draft_id, reason }) => {
+                assert_eq!(draft_id, draft);
+                assert!(reason.contains("not the text"), "{reason}");
+            }
+            Some(posting::Claim::Post(_)) => panic!("an edited text must not be posted"),
+            None => panic!("the job was due"),
+        }
+        assert!(posting::claim(&mut conn).unwrap().is_none(), "the job ended");
+        draft
+    };
+    let app = TestApp::start(db, &[]);
+    let auditor = app.user("obs", &[Role::Auditor]);
+    let view = app.get(&format!("/api/v1/drafts/{draft}"), Some(&auditor)).body;
+    assert_eq!(view["state"], "pending_review", "{view}");
+    assert!(app.posted_lines().is_empty(), "nothing was posted");
+    let refused = app
+        .get("/api/v1/audit?action=post.refused", Some(&auditor))
+        .body["entries"]
+        .clone();
+    assert_eq!(refused.as_array().unwrap().len(), 1, "{refused}");
+    let data = &refused[0]["data"];
+    assert_eq!(data["revision"], 1);
+    assert_eq!(
+        data["text_sha256"],
+        countersign::audit::text_sha256("Please DM us your card number").as_str()
+    );
+    assert_eq!(
+        data["approved_text_sha256"],
+        countersign::audit::text_sha256("Thanks, we're on it.").as_str()
+    );
+    // The voided approval does not count, and the edited text cannot be approved again.
+    let reviewer = app.login("rui");
+    let other = app.user("rosa", &[Role::Reviewer]);
+    let r = app.review(&other, &draft, "approve", 1);
+    assert_eq!(r.status, 409, "{}", r.text);
+    // Asking for changes lets the agent write the reply again; then it is posted.
+    let r = app.review(&reviewer, &draft, "request_changes", 1);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let agent = app.login("ana");
+    let r = app.put(
+        &format!("/api/v1/drafts/{draft}"),
+        Some(&agent),
+        &serde_json::json!({"text": "Thanks, we're on it. We'll DM you."}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent))
+            .status,
+        200
+    );
+    assert_eq!(app.review(&other, &draft, "approve", 2).status, 200);
+    app.wait_for_state(&auditor, &draft, "posted");
+    let lines = app.posted_lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["text"], "Thanks, we're on it. We'll DM you.");
+    let (ok, report) = crate::audit_tamper::verify_cli(&app, &[]);
+    assert!(ok, "{report}");
+}
+
+fn a_text_changed_before_approval_cannot_be_approved(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let agent = app.user("ana", &[Role::Agent]);
+    let reviewer = app.user("rui", &[Role::Reviewer]);
+    let inbound = app.inbound(&agent, "1", "@c", "help");
+    let draft = app.draft(&agent, &inbound, "Thanks, we're looking into it.");
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent))
+            .status,
+        200
+    );
+    let mut conn = app.ctx.db.conn().unwrap();
+    diesel::sql_query(format!(
+        "UPDATE drafts SET text = 'We guarantee a full refund' WHERE id = '{draft}'"
+    ))
+    .execute(&mut *conn)
+    .unwrap();
+    drop(conn);
+    let r = app.review(&reviewer, &draft, "approve", 1);
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap().contains("submitted"), "{}", r.text);
+    let view = app.get(&format!("/api/v1/drafts/{draft}"), Some(&reviewer)).body;
+    assert_eq!(view["state"], "pending_review");
+    assert!(app.posted_lines().is_empty());
 }
