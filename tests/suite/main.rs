@@ -7,6 +7,7 @@ mod common;
 
 mod api;
 mod audit_bundles;
+mod audit_identity;
 mod audit_log;
 mod audit_tamper;
 mod cli;

@@ -160,12 +160,17 @@ fn a_text_changed_behind_the_log_is_never_posted(b: Backend) {
             Some(posting::Claim::Post(_)) => panic!("an edited text must not be posted"),
             None => panic!("the job was due"),
         }
-        assert!(posting::claim(&mut conn).unwrap().is_none(), "the job ended");
+        assert!(
+            posting::claim(&mut conn).unwrap().is_none(),
+            "the job ended"
+        );
         draft
     };
     let app = TestApp::start(db, &[]);
     let auditor = app.user("obs", &[Role::Auditor]);
-    let view = app.get(&format!("/api/v1/drafts/{draft}"), Some(&auditor)).body;
+    let view = app
+        .get(&format!("/api/v1/drafts/{draft}"), Some(&auditor))
+        .body;
     assert_eq!(view["state"], "pending_review", "{view}");
     assert!(app.posted_lines().is_empty(), "nothing was posted");
     let refused = app
@@ -232,8 +237,14 @@ fn a_text_changed_before_approval_cannot_be_approved(b: Backend) {
     drop(conn);
     let r = app.review(&reviewer, &draft, "approve", 1);
     assert_eq!(r.status, 409, "{}", r.text);
-    assert!(r.body["message"].as_str().unwrap().contains("submitted"), "{}", r.text);
-    let view = app.get(&format!("/api/v1/drafts/{draft}"), Some(&reviewer)).body;
+    assert!(
+        r.body["message"].as_str().unwrap().contains("submitted"),
+        "{}",
+        r.text
+    );
+    let view = app
+        .get(&format!("/api/v1/drafts/{draft}"), Some(&reviewer))
+        .body;
     assert_eq!(view["state"], "pending_review");
     assert!(app.posted_lines().is_empty());
 }
