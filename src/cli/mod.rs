@@ -311,9 +311,13 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     let runtime = actix_web::rt::System::new();
     runtime.block_on(app.run(move |_| {
-        println!("countersign listening on http://{addr}");
-        println!("audit log verifier key: {}", verifier_key);
-        let _ = std::io::stdout().flush();
+        // One write, errors ignored: whoever reads the address may close the pipe after it.
+        let mut out = std::io::stdout().lock();
+        let _ = write!(
+            out,
+            "countersign listening on http://{addr}\naudit log verifier key: {verifier_key}\n"
+        );
+        let _ = out.flush();
     }))?;
     tracing::info!("stopped");
     Ok(())

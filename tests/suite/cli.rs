@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 const PASSWORD: &str = "a long enough password";
 
 /// The binary, with none of the caller's COUNTERSIGN_* settings.
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_countersign"));
     for (k, _) in std::env::vars() {
         if k.starts_with("COUNTERSIGN_") {
@@ -20,7 +20,7 @@ fn bin() -> Command {
     c
 }
 
-fn repo(rel: &str) -> String {
+pub(crate) fn repo(rel: &str) -> String {
     format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -36,9 +36,19 @@ fn copy_policies(dir: &Path) -> std::path::PathBuf {
 }
 
 /// `countersign user add …` in `dir`, the password piped on stdin.
-fn add_user(dir: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn add_user(dir: &Path, args: &[&str]) -> std::process::Output {
+    add_user_with(dir, args, &[])
+}
+
+/// The same with extra settings.
+pub(crate) fn add_user_with(
+    dir: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> std::process::Output {
     let mut add = bin()
         .current_dir(dir)
+        .envs(envs.iter().copied())
         .env("COUNTERSIGN_POLICIES", repo("policies"))
         .args(["user", "add"])
         .args(args)
@@ -55,21 +65,32 @@ fn add_user(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// `countersign serve` in `dir` on a free port; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     http: ureq::Agent,
 }
 
 impl Server {
     fn start(dir: &Path, policies: &str) -> Server {
+        Server::start_with(dir, policies, &[], "serve.log")
+    }
+
+    /// `serve` in `dir` with extra settings, its stderr in `dir/log`.
+    pub(crate) fn start_with(
+        dir: &Path,
+        policies: &str,
+        envs: &[(&str, &str)],
+        log: &str,
+    ) -> Server {
         let mut child = bin()
             .current_dir(dir)
+            .envs(envs.iter().copied())
             .env("COUNTERSIGN_POLICIES", policies)
             .env("COUNTERSIGN_BIND", "127.0.0.1:0")
             .arg("serve")
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join(log)).unwrap())
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -88,7 +109,7 @@ impl Server {
         Server { child, url, http }
     }
 
-    fn login(&self, user: &str) -> String {
+    pub(crate) fn login(&self, user: &str) -> String {
         let mut r = self
             .http
             .post(format!("{}/api/v1/login", self.url))
@@ -114,7 +135,7 @@ impl Server {
         )
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
             .args([signal, &pid])
@@ -124,13 +145,13 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
-    fn terminate(self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(self) -> std::process::ExitStatus {
         self.signal("-TERM");
         self.terminate_wait()
     }
 
     /// Waits (bounded) for the process to exit after a signal.
-    fn terminate_wait(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate_wait(mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {

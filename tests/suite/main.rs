@@ -9,6 +9,7 @@ mod api;
 mod audit_bundles;
 mod audit_identity;
 mod audit_log;
+mod audit_processes;
 mod audit_tamper;
 mod cli;
 mod fuzz_properties;
