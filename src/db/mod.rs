@@ -13,6 +13,7 @@ pub mod users;
 
 use crate::error::{Error, Result};
 use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -189,12 +190,30 @@ impl Db {
                 .map(names)
                 .map_err(failed),
             DbConn::Postgres(c) => {
+                // A service role without schema rights (docs/operations.md) must still start
+                // on a database its owner has migrated: look before trying, since diesel's
+                // harness always begins with a CREATE TABLE IF NOT EXISTS.
+                if all_applied(c)? {
+                    return Ok(Vec::new());
+                }
                 // Several instances may start at once: one migrates, the others wait.
                 c.batch_execute("SELECT pg_advisory_lock(7295001)")?;
                 let result = c
                     .run_pending_migrations(POSTGRES_MIGRATIONS)
                     .map(names)
-                    .map_err(failed);
+                    .map_err(|e| {
+                        let text = e.to_string();
+                        if text.contains("permission denied") || text.contains("must be owner") {
+                            // The set-up of docs/operations.md: the service role may not
+                            // change the schema (nor rewrite the log); its owner migrates.
+                            Error::Unavailable(format!(
+                                "the database role cannot apply the migrations ({text}); run \
+                                 `countersign migrate` as the database owner, then start again"
+                            ))
+                        } else {
+                            failed(e)
+                        }
+                    });
                 c.batch_execute("SELECT pg_advisory_unlock(7295001)")?;
                 result
             }
@@ -207,6 +226,34 @@ impl Db {
             .and_then(|mut c| c.batch_execute("SELECT 1").map_err(Error::from))
             .is_ok()
     }
+}
+
+/// Whether every embedded PostgreSQL migration is recorded as applied (read-only).
+fn all_applied(c: &mut diesel::PgConnection) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let exists: Vec<Version> = diesel::sql_query(
+        "SELECT CAST(to_regclass('__diesel_schema_migrations') AS TEXT) AS version \
+         WHERE to_regclass('__diesel_schema_migrations') IS NOT NULL",
+    )
+    .load(c)?;
+    if exists.is_empty() {
+        return Ok(false);
+    }
+    let applied: std::collections::HashSet<String> =
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load::<Version>(c)?
+            .into_iter()
+            .map(|v| v.version)
+            .collect();
+    let embedded = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+        .map_err(|e| Error::Internal(format!("embedded migrations: {e}")))?;
+    Ok(embedded
+        .iter()
+        .all(|m| applied.contains(&m.name().version().to_string())))
 }
 
 /// Runs `work` in one write transaction. Every state change goes through here: the

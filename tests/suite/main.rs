@@ -9,6 +9,7 @@ mod api;
 mod audit_bundles;
 mod audit_identity;
 mod audit_log;
+mod audit_pg_role;
 mod audit_processes;
 mod audit_tamper;
 mod cli;
