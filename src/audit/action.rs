@@ -271,6 +271,25 @@ mod tests {
         );
     }
 
+    /// docs/audit.md's table lists exactly the actions of this enum.
+    #[test]
+    fn the_documented_table_is_the_vocabulary() {
+        let doc = include_str!("../../docs/audit.md");
+        let section = doc
+            .split("## What is recorded")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("docs/audit.md has a section \"What is recorded\"");
+        let documented: std::collections::BTreeSet<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let coded: std::collections::BTreeSet<&str> =
+            ActionName::all().map(ActionName::as_str).collect();
+        assert_eq!(documented, coded);
+    }
+
     #[test]
     fn names_are_unique_and_parse_back() {
         let names: Vec<&str> = ActionName::all().map(ActionName::as_str).collect();
