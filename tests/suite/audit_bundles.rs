@@ -305,6 +305,7 @@ fn verify_state_names_rows_the_log_does_not_explain(b: Backend) {
         &app,
         "UPDATE users SET roles = 'admin' WHERE username = 'ana'",
     );
+    exec(&app, "UPDATE inbound_messages SET state = 'open'");
     let reviewer: String = app.user_id(&app.login("rev0"));
     exec(
         &app,
@@ -327,6 +328,7 @@ fn verify_state_names_rows_the_log_does_not_explain(b: Backend) {
         .iter()
         .any(|m| m["table"] == "drafts" && m["id"] == draft.as_str()));
     assert!(named("users", "roles"), "{report}");
+    assert!(named("inbound_messages", "state"), "{report}");
     assert!(named("reviews", "no review entry"), "{report}");
     // The log itself is intact: verify without --state passes.
     assert!(verify_cli(&app, &[]).0);

@@ -13,6 +13,7 @@ use serde_json::Value;
 on_both_backends!(
     the_database_refuses_replace_low_seqs_and_moving_the_head,
     verify_checks_the_filter_columns_against_the_body,
+    two_swapped_entries_are_named,
     a_row_outside_the_log_is_named_at_its_own_seq_and_never_shown,
     cut_off_or_deleted_entries_are_caught_by_the_checkpoints,
     a_rehashed_body_is_caught_by_the_checkpoint_that_covers_it,
@@ -196,6 +197,32 @@ fn verify_checks_the_filter_columns_against_the_body(b: Backend) {
             "{column}: {report}"
         );
     }
+}
+
+fn two_swapped_entries_are_named(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    seed(&app, 3);
+    drop_all_guards(&app, b);
+    let (x, y) = (3, 6);
+    let (bx, by) = (body_of(&app, x), body_of(&app, y));
+    for (seq, body) in [(x, &by), (y, &bx)] {
+        exec(
+            &app,
+            &format!(
+                "UPDATE audit_entries SET body = {}, leaf_hash = {} WHERE seq = {seq}",
+                sql_text(body),
+                sql_text(&leaf_hex(body))
+            ),
+        )
+        .unwrap();
+    }
+    let (ok, report) = verify_cli(&app, &[]);
+    assert!(!ok, "{report}");
+    assert_eq!(report["first_bad_seq"], x, "{report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("seq"),
+        "{report}"
+    );
 }
 
 fn a_row_outside_the_log_is_named_at_its_own_seq_and_never_shown(b: Backend) {
