@@ -152,7 +152,32 @@ fn entry_fault(row: &db::audit::StoredEntry, leaf: &crate::audit::merkle::Hash) 
 /// signed by `verifier` and names the root recomputed at its size; the root at the head is
 /// also what the stored tree gives. Stops at the first discrepancy and names it.
 /// `progress` is called after each batch with the entries read so far.
+///
+/// `verifier` is the key to check checkpoints with: the published key (`--key`) or the key
+/// file's. Without one, the key the database records is used, which an attacker with the
+/// database could have replaced along with the checkpoints. Everything is read in one
+/// snapshot, so appends made meanwhile are neither missed nor reported as faults.
 pub fn verify(
+    conn: &mut DbConn,
+    verifier: Option<&NoteVerifier>,
+    progress: impl FnMut(u64),
+) -> Result<Verification> {
+    db::read_snapshot(conn, |conn| verify_in_snapshot(conn, verifier, progress))
+}
+
+/// [`verify`], then (in the same snapshot) the state check of `audit_state`.
+pub fn verify_with_state(
+    conn: &mut DbConn,
+    verifier: Option<&NoteVerifier>,
+    progress: impl FnMut(u64),
+) -> Result<Verification> {
+    db::read_snapshot(conn, |conn| {
+        let log = verify_in_snapshot(conn, verifier, progress)?;
+        super::audit_state::with_state(conn, log)
+    })
+}
+
+fn verify_in_snapshot(
     conn: &mut DbConn,
     verifier: Option<&NoteVerifier>,
     mut progress: impl FnMut(u64),
@@ -194,6 +219,20 @@ pub fn verify(
         }
     }
     let checkpoints = db::audit::checkpoints(conn)?;
+    if recorded.is_none() && (verifier.is_some() || !checkpoints.is_empty()) {
+        // A log with a key or checkpoints has been started, and its first start recorded
+        // who signs it.
+        return Ok(Verification::broken(
+            None,
+            "the log's identity (origin and verifier key) is not recorded: it was deleted",
+        ));
+    }
+    if let Some(cp) = checkpoints.iter().find(|c| c.tree_size < 0) {
+        return Ok(Verification::broken(
+            None,
+            format!("a checkpoint names the impossible size {}", cp.tree_size),
+        ));
+    }
     if recorded.is_some() && checkpoints.is_empty() {
         // The first start signs a checkpoint with the identity: none left means deleted.
         return Ok(Verification::broken(
@@ -256,6 +295,15 @@ pub fn verify(
             expected += 1;
         }
         progress(tree.size());
+    }
+    if let Some(cp) = next_checkpoint.next() {
+        return Ok(Verification::broken(
+            None,
+            format!(
+                "the checkpoint of size {} was not reached by the entries: entries were cut off",
+                cp.tree_size
+            ),
+        ));
     }
     if head != expected - 1 {
         return Ok(Verification::broken(
@@ -416,4 +464,14 @@ pub fn verify_as(
 ) -> Result<Verification> {
     caller.require(Permission::ReadAudit)?;
     verify(conn, Some(verifier), |_| {})
+}
+
+/// [`verify_with_state`] for a signed-in auditor or admin.
+pub fn verify_with_state_as(
+    conn: &mut DbConn,
+    caller: &Caller,
+    verifier: &NoteVerifier,
+) -> Result<Verification> {
+    caller.require(Permission::ReadAudit)?;
+    verify_with_state(conn, Some(verifier), |_| {})
 }

@@ -83,22 +83,20 @@ pub fn export(
         )?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for row in page.into_iter().filter(|r| r.seq <= size) {
-            let proof = if whole {
-                Vec::new()
-            } else {
-                encode_proof(&db::audit::inclusion_proof(
-                    conn,
-                    (row.seq - 1) as u64,
-                    size as u64,
-                )?)
-            };
+        let rows: Vec<_> = page.into_iter().filter(|r| r.seq <= size).collect();
+        let proofs = if whole {
+            vec![Vec::new(); rows.len()]
+        } else {
+            let indexes: Vec<u64> = rows.iter().map(|r| (r.seq - 1) as u64).collect();
+            db::audit::inclusion_proofs(conn, &indexes, size as u64)?
+        };
+        for (row, proof) in rows.into_iter().zip(proofs) {
             write_line(
                 out,
                 &BundleEntry {
                     seq: row.seq,
                     body: row.body,
-                    proof,
+                    proof: encode_proof(&proof),
                 },
             )?;
             written += 1;
@@ -156,23 +154,20 @@ pub fn evidence(
             more.push((seq, body));
         }
     }
+    let who = [ActionName::UserCreated, ActionName::UserUpdated];
     for actor in actors {
-        for (seq, body) in db::audit::bodies_about(conn, actor, size)? {
-            let action = serde_json::from_str::<EntryBody>(&body).map(|b| b.action);
-            if action.is_ok_and(|a| {
-                a == ActionName::UserCreated.as_str() || a == ActionName::UserUpdated.as_str()
-            }) {
-                more.push((seq, body));
-            }
-        }
+        more.extend(db::audit::bodies_about_with_actions(
+            conn, actor, &who, size,
+        )?);
     }
     chosen.extend(more);
     write_line(
         out,
         &header(log, cp.note, BundleKind::Evidence, Some(id.clone())),
     )?;
-    for (seq, body) in &chosen {
-        let proof = db::audit::inclusion_proof(conn, (*seq - 1) as u64, size as u64)?;
+    let indexes: Vec<u64> = chosen.keys().map(|seq| (*seq - 1) as u64).collect();
+    let proofs = db::audit::inclusion_proofs(conn, &indexes, size as u64)?;
+    for ((seq, body), proof) in chosen.iter().zip(proofs) {
         write_line(
             out,
             &BundleEntry {

@@ -121,30 +121,41 @@ impl LogSigner {
     /// The checkpoint of the log at its head, made and stored if none exists for that size
     /// (another instance may have made it: the stored one is returned then).
     pub fn checkpoint_head(&self, conn: &mut DbConn) -> Result<StoredCheckpoint> {
-        db::write_tx(conn, |conn| {
-            let size = db::audit::head_size(conn)?;
-            if let Some(existing) = db::audit::checkpoint_at(conn, size)? {
-                return Ok(existing);
-            }
-            let root = db::audit::root_at(conn, size as u64)?;
-            let checkpoint = Checkpoint {
-                origin: self.origin().to_string(),
-                size: size as u64,
-                root,
-            };
-            let note = self
-                .signer
-                .sign(&checkpoint.text())
-                .map_err(|e| Error::Internal(format!("cannot sign a checkpoint: {e}")))?;
-            db::audit::store_checkpoint(
-                conn,
-                size,
-                &base64::engine::general_purpose::STANDARD.encode(root),
-                &note,
-                super::now().naive_utc(),
-            )
-        })
+        db::write_tx(conn, |conn| checkpoint_in_tx(conn, &self.signer))
     }
+}
+
+/// Makes (or finds) the checkpoint at the head inside the caller's write transaction. A
+/// stored one is returned only if it is this log's: signed by this key, over the root the
+/// stored tree gives at its size. Anything else fails closed rather than being handed out.
+fn checkpoint_in_tx(conn: &mut DbConn, signer: &NoteSigner) -> Result<StoredCheckpoint> {
+    let size = db::audit::head_size(conn)?;
+    let root = db::audit::root_at(conn, size as u64)?;
+    if let Some(existing) = db::audit::checkpoint_at(conn, size)? {
+        let ours = Checkpoint::open(&existing.note, &signer.verifier())
+            .is_ok_and(|c| c.size == size as u64 && c.root == root);
+        if !ours {
+            return Err(Error::Internal(format!(
+                "the stored checkpoint of size {size} is not this log's; run `countersign audit verify`"
+            )));
+        }
+        return Ok(existing);
+    }
+    let checkpoint = Checkpoint {
+        origin: signer.name().to_string(),
+        size: size as u64,
+        root,
+    };
+    let note = signer
+        .sign(&checkpoint.text())
+        .map_err(|e| Error::Internal(format!("cannot sign a checkpoint: {e}")))?;
+    db::audit::store_checkpoint(
+        conn,
+        size,
+        &base64::engine::general_purpose::STANDARD.encode(root),
+        &note,
+        super::now().naive_utc(),
+    )
 }
 
 /// The key `audit verify` checks checkpoints with: the key file's, when it can be read
@@ -207,11 +218,25 @@ fn read_key_file(path: &Path) -> Result<Option<NoteSigner>> {
     })
 }
 
-/// Creates the key file with a new key, mode 0600, failing if it appeared meanwhile.
+/// Creates the key file with a new key, mode 0600. Crash-safe: the key is written and
+/// synced under a temporary name, then linked into place (which fails if the file appeared
+/// meanwhile: that key is read instead) and the folder synced, so the file exists durably
+/// before the database records its verifier key.
 fn create_key_file(path: &Path, origin: &str) -> Result<NoteSigner> {
     use std::io::Write;
     let signer = NoteSigner::generate(origin)
         .map_err(|e| Error::Conflict(format!("{origin:?} cannot be the log's origin: {e}")))?;
+    let cannot = |e: std::io::Error| {
+        Error::Unavailable(format!(
+            "cannot create the key file {}: {e}",
+            path.display()
+        ))
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "countersign.key".into());
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -219,16 +244,28 @@ fn create_key_file(path: &Path, origin: &str) -> Result<NoteSigner> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let cannot = |e: std::io::Error| {
-        Error::Unavailable(format!(
-            "cannot create the key file {}: {e}",
-            path.display()
-        ))
+    let written = (|| {
+        let mut file = options.open(&temp)?;
+        file.write_all(format!("{}\n", signer.to_private_text()).as_bytes())?;
+        file.sync_all()?;
+        std::fs::hard_link(&temp, path)
+    })();
+    let _ = std::fs::remove_file(&temp);
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another instance created it first: use that key.
+            return read_key_file(path)?.ok_or_else(|| cannot(e));
+        }
+        Err(e) => return Err(cannot(e)),
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
-    let mut file = options.open(path).map_err(cannot)?;
-    file.write_all(format!("{}\n", signer.to_private_text()).as_bytes())
+    std::fs::File::open(folder)
+        .and_then(|f| f.sync_all())
         .map_err(cannot)?;
-    file.sync_all().map_err(cannot)?;
     tracing::info!(key_file = %path.display(), "created the audit signing key");
     Ok(signer)
 }

@@ -162,16 +162,37 @@ pub fn approved_text(
             approved: text_hash(other),
         });
     }
+    // Four eyes again, from the log alone (the tables behind it may have been edited):
+    // distinct approvers, none of whom wrote or revised the draft.
+    let writers: std::collections::HashSet<&str> = entries
+        .iter()
+        .filter(|e| is(e, ActionName::DraftCreated) || is(e, ActionName::DraftRevised))
+        .map(|e| e.actor.as_str())
+        .collect();
+    if let Some(a) = approvals
+        .iter()
+        .find(|a| writers.contains(a.actor.as_str()))
+    {
+        return Err(Refusal {
+            reason: format!(
+                "four eyes: the approval at seq {} is by a writer of the draft",
+                a.seq
+            ),
+            approved: submitted,
+        });
+    }
+    let approvers: std::collections::HashSet<&str> =
+        approvals.iter().map(|a| a.actor.as_str()).collect();
     let needed = last
         .data
         .get("approvals_needed")
         .and_then(|n| n.as_i64())
         .unwrap_or(i64::MAX);
-    if (approvals.len() as i64) < needed {
+    if (approvers.len() as i64) < needed {
         return Err(Refusal {
             reason: format!(
-                "the log holds {} approvals of this text; {needed} are needed",
-                approvals.len()
+                "the log holds approvals of this text by {} reviewers; {needed} are needed",
+                approvers.len()
             ),
             approved: submitted,
         });
@@ -263,5 +284,67 @@ mod tests {
         assert_eq!(retry_delay(1), Duration::seconds(5));
         assert_eq!(retry_delay(2), Duration::seconds(10));
         assert_eq!(retry_delay(30), Duration::seconds(600));
+    }
+
+    fn entry(seq: i64, actor: &str, action: &str, data: serde_json::Value) -> EntryBody {
+        EntryBody {
+            seq,
+            at: String::new(),
+            actor: actor.into(),
+            action: action.into(),
+            subject: Some("d".into()),
+            data,
+        }
+    }
+
+    /// A draft by ana, submitted, approved by `approvers` (two needed when there are two).
+    fn log(approvers: &[&str], hash: &str) -> Vec<EntryBody> {
+        let needed = approvers.len().max(1) as i64;
+        let mut out = vec![
+            entry(
+                1,
+                "ana",
+                "draft.created",
+                serde_json::json!({"revision": 1, "text_sha256": "h"}),
+            ),
+            entry(
+                2,
+                "ana",
+                "draft.submitted",
+                serde_json::json!({"revision": 1, "text_sha256": "h"}),
+            ),
+        ];
+        for (i, a) in approvers.iter().enumerate() {
+            out.push(entry(
+                3 + i as i64,
+                a,
+                "review.approved",
+                serde_json::json!({"revision": 1, "text_sha256": hash, "approvals": i + 1, "approvals_needed": needed}),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn only_the_submitted_and_approved_text_may_be_posted() {
+        assert_eq!(approved_text(&log(&["rui"], "h"), 1, "h"), Ok(()));
+        assert_eq!(approved_text(&log(&["rui", "eva"], "h"), 1, "h"), Ok(()));
+        let refused =
+            |entries: &[EntryBody], hash: &str| approved_text(entries, 1, hash).unwrap_err().reason;
+        assert!(refused(&log(&["rui"], "h"), "x").contains("not the text that was submitted"));
+        assert!(refused(&log(&["rui"], "x"), "h").contains("another text"));
+        assert!(refused(&log(&[], "h"), "h").contains("no approval"));
+        assert!(refused(&log(&["ana"], "h"), "h").contains("four eyes"));
+        assert!(refused(&log(&["rui", "rui"], "h"), "h").contains("2 are needed"));
+        assert!(refused(&log(&["rui"], "h")[..1], "h").contains("no submission"));
+        // An approval before a refusal no longer counts.
+        let mut l = log(&["rui"], "h");
+        l.push(entry(
+            9,
+            "system",
+            "post.refused",
+            serde_json::json!({"revision": 1}),
+        ));
+        assert!(refused(&l, "h").contains("no approval"));
     }
 }

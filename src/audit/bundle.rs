@@ -71,6 +71,9 @@ pub struct Step {
 pub struct BundleReport {
     pub ok: bool,
     pub kind: Option<BundleKind>,
+    /// The reply an evidence bundle is about, as its header says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft_id: Option<String>,
     pub entries: usize,
     pub checkpoint_size: Option<u64>,
     /// The first thing that fails, if any.
@@ -84,6 +87,7 @@ impl BundleReport {
         BundleReport {
             ok: false,
             kind: None,
+            draft_id: None,
             entries: 0,
             checkpoint_size: None,
             reason: Some(reason),
@@ -94,6 +98,13 @@ impl BundleReport {
     /// The report for people: one line of summary, then the story's steps.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        match (self.kind, &self.draft_id) {
+            (Some(BundleKind::Evidence), Some(d)) => {
+                out.push_str(&format!("evidence of the reply (draft) {d}\n"))
+            }
+            (Some(BundleKind::Export), _) => out.push_str("export of the audit log\n"),
+            _ => {}
+        }
         match (&self.reason, self.checkpoint_size) {
             (None, Some(size)) => out.push_str(&format!(
                 "bundle ok: {} entries, each proven in the signed checkpoint of size {size}\n",
@@ -154,6 +165,7 @@ pub fn verify_bundle(text: &str, verifier: &NoteVerifier) -> BundleReport {
     let mut report = BundleReport {
         ok: false,
         kind: Some(header.kind),
+        draft_id: header.draft_id.clone(),
         entries: 0,
         checkpoint_size: Some(checkpoint.size),
         reason: None,
@@ -431,13 +443,27 @@ pub fn evidence_story(draft_id: &str, entries: &[EntryBody]) -> Vec<Step> {
         })
         .map(|e| e.actor.as_str())
         .collect();
+    // Every revision is there, in order: 1, 2, 3… (a left-out revision could hide a writer).
+    let revisions: Vec<i64> = about_draft
+        .iter()
+        .filter(|e| {
+            e.action == ActionName::DraftCreated.as_str()
+                || e.action == ActionName::DraftRevised.as_str()
+        })
+        .map(|e| int_of(e, "revision").unwrap_or(0))
+        .collect();
+    let gap = revisions
+        .iter()
+        .enumerate()
+        .find(|(i, r)| **r != *i as i64 + 1)
+        .map(|(i, _)| i as i64 + 1);
     let mut writer_names: Vec<String> = writers.iter().map(|w| people.name(w, i64::MAX)).collect();
     writer_names.sort();
     steps.push(step(
         "drafted",
         Some(created),
-        true,
-        None,
+        gap.is_none(),
+        gap.map(|r| format!("the bundle lacks revision {r}: entries were left out")),
         format!("by {}", writer_names.join(", ")),
     ));
 
@@ -531,7 +557,7 @@ pub fn evidence_story(draft_id: &str, entries: &[EntryBody]) -> Vec<Step> {
         .copied()
         .collect();
     let mut approvers: HashSet<&str> = HashSet::new();
-    for a in &approvals {
+    for (i, a) in approvals.iter().enumerate() {
         let roles_ok = people
             .at(&a.actor, a.seq)
             .is_some_and(|(_, roles)| roles.iter().any(|r| r == "reviewer"));
@@ -543,6 +569,8 @@ pub fn evidence_story(draft_id: &str, entries: &[EntryBody]) -> Vec<Step> {
             Some("the approval is of another text than the one submitted".to_string())
         } else if !roles_ok {
             Some("the log does not show the approver holding the reviewer role".to_string())
+        } else if int_of(a, "approvals") != Some(i as i64 + 1) {
+            Some("it counts a different number of approvals: one was left out".to_string())
         } else {
             None
         };
@@ -780,6 +808,38 @@ mod tests {
         assert!(failing(&evidence_story("d", &h))
             .iter()
             .any(|(s, _)| *s == "received"));
+    }
+
+    #[test]
+    fn left_out_revisions_and_approvals_are_noticed() {
+        // A revision 2 by the approver, left out, behind revision 3.
+        let mut h = history(1);
+        h[5].data["revision"] = json!(1);
+        h.insert(
+            6,
+            e(
+                6,
+                "ana",
+                "draft.revised",
+                "d",
+                json!({"revision": 3, "text_sha256": H}),
+            ),
+        );
+        let f = failing(&evidence_story("d", &h));
+        assert!(
+            f.iter()
+                .any(|(s, r)| *s == "drafted" && r.contains("revision 2")),
+            "{f:?}"
+        );
+        // The first of two approvals left out: the second counts 2.
+        let mut h = history(2);
+        h.remove(7);
+        let f = failing(&evidence_story("d", &h));
+        assert!(
+            f.iter()
+                .any(|(s, r)| *s == "approved" && r.contains("left out")),
+            "{f:?}"
+        );
     }
 
     #[test]

@@ -96,6 +96,10 @@ pub enum AuditCommand {
         /// Also replay the log and compare the service's tables with it.
         #[arg(long)]
         state: bool,
+        /// The published verifier key (or @FILE) to check the checkpoints with; default: the
+        /// key file's, else the one the database records.
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: Option<String>,
     },
     /// Write an export bundle (JSON lines with the checkpoint and inclusion proofs).
     Export {
@@ -203,12 +207,22 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             );
             Ok(true)
         }
-        Command::Audit(AuditCommand::Verify { state }) => {
+        Command::Audit(AuditCommand::Verify { state, key }) => {
             let s = settings()?;
             let db = Db::connect(&s.database_url, 1)?;
             let mut conn = db.conn()?;
             let show_progress = std::io::stderr().is_terminal();
-            let verifier = app::checkpoints::verifier_for_verify(&s)?;
+            let verifier = match key {
+                Some(k) => Some(parse_verifier_key(k)?),
+                None => app::checkpoints::verifier_for_verify(&s)?,
+            };
+            if verifier.is_none() {
+                eprintln!(
+                    "note: no key file at {} and no --key: checkpoints are checked against the \
+                     verifier key the database records",
+                    s.key_file.display()
+                );
+            }
             let bar = show_progress.then(|| {
                 let bar = indicatif::ProgressBar::new_spinner();
                 bar.set_style(
@@ -219,16 +233,18 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
                 );
                 bar
             });
-            let mut result = app::audit::verify(&mut conn, verifier.as_ref(), |n| {
+            let progress = |n| {
                 if let Some(bar) = &bar {
                     bar.set_position(n);
                 }
-            })?;
+            };
+            let result = if state {
+                app::audit::verify_with_state(&mut conn, verifier.as_ref(), progress)?
+            } else {
+                app::audit::verify(&mut conn, verifier.as_ref(), progress)?
+            };
             if let Some(bar) = bar {
                 bar.finish_and_clear();
-            }
-            if state {
-                result = app::audit_state::with_state(&mut conn, result)?;
             }
             println!("{}", serde_json::to_string(&result)?);
             Ok(result.is_intact())
@@ -278,13 +294,7 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Audit(AuditCommand::VerifyBundle { file, key, json }) => {
-            let key_text = match key.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the verifier key file {path}"))?,
-                None => key,
-            };
-            let verifier = crate::audit::note::NoteVerifier::parse(&key_text)
-                .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let verifier = parse_verifier_key(key)?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read the bundle {}", file.display()))?;
             let report = crate::audit::bundle::verify_bundle(&text, &verifier);
@@ -323,23 +333,54 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `path` through a temporary file beside it, renamed into place once complete, so a
-/// half-written bundle never carries the name.
+/// A verifier key given as text or as `@FILE`.
+fn parse_verifier_key(key: String) -> anyhow::Result<crate::audit::note::NoteVerifier> {
+    let text = match key.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the verifier key file {path}"))?,
+        None => key,
+    };
+    crate::audit::note::NoteVerifier::parse(&text).map_err(|e| anyhow::anyhow!("--key: {e}"))
+}
+
+/// Writes `path` through a temporary file beside it (mode 0600: bundles hold personal
+/// data), synced and renamed into place once complete, so a half-written bundle never
+/// carries the name; the temporary file is removed on failure.
 fn write_atomically<T>(
     path: &std::path::Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> crate::error::Result<T>,
 ) -> anyhow::Result<T> {
-    let partial = path.with_extension("partial");
-    let file = std::fs::File::create(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    let result = write(&mut out)?;
-    out.into_inner()
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?
-        .sync_all()?;
-    std::fs::rename(&partial, path)
-        .with_context(|| format!("cannot move the bundle to {}", path.display()))?;
-    Ok(result)
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow::anyhow!("--out needs a file name, not {}", path.display()))?;
+    let partial = path.with_file_name(format!("{name}.partial"));
+    let attempt = || -> anyhow::Result<T> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        let result = write(&mut out)?;
+        out.into_inner()
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", partial.display()))?
+            .sync_all()?;
+        std::fs::rename(&partial, path)
+            .with_context(|| format!("cannot move the bundle to {}", path.display()))?;
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(folder)?.sync_all()?;
+        }
+        Ok(result)
+    };
+    let result = attempt();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
 }
 
 fn load_policies(dir: &std::path::Path) -> anyhow::Result<PolicySet> {

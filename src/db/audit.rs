@@ -251,6 +251,17 @@ pub fn inclusion_proof(conn: &mut DbConn, index: u64, size: u64) -> Result<Vec<H
     with_stored_nodes(conn, |node| proof::inclusion_proof(index, size, node))
 }
 
+/// The inclusion proofs of several leaves in the tree of `size`, with one fetch of all the
+/// nodes they need (an export's page, not one round trip per entry).
+pub fn inclusion_proofs(conn: &mut DbConn, indexes: &[u64], size: u64) -> Result<Vec<Vec<Hash>>> {
+    with_stored_nodes(conn, |node| {
+        indexes
+            .iter()
+            .map(|&i| proof::inclusion_proof(i, size, &mut *node))
+            .collect()
+    })
+}
+
 /// The RFC 9162 consistency proof from `from` to `to`.
 pub fn consistency_proof(conn: &mut DbConn, from: u64, to: u64) -> Result<Vec<Hash>> {
     with_stored_nodes(conn, |node| proof::consistency_proof(from, to, node))
@@ -393,6 +404,23 @@ pub fn bodies_about(conn: &mut DbConn, subject: &str, up_to: i64) -> Result<Vec<
         .load(conn)?)
 }
 
+/// `(seq, body)` of the entries about `subject` with one of `actions` and `seq <= up_to`.
+pub fn bodies_about_with_actions(
+    conn: &mut DbConn,
+    subject: &str,
+    actions: &[ActionName],
+    up_to: i64,
+) -> Result<Vec<(i64, String)>> {
+    let names: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+    Ok(audit_entries::table
+        .select((audit_entries::seq, audit_entries::body))
+        .filter(audit_entries::subject.eq(subject))
+        .filter(audit_entries::action.eq_any(names))
+        .filter(audit_entries::seq.between(1, up_to))
+        .order(audit_entries::seq.asc())
+        .load(conn)?)
+}
+
 /// `(seq, body)` of every entry with this action and `seq <= up_to`, in order.
 pub fn bodies_with_action(
     conn: &mut DbConn,
@@ -409,9 +437,11 @@ pub fn bodies_with_action(
 
 /// Every entry about `subject`, in seq order, parsed.
 pub fn about(conn: &mut DbConn, subject: &str) -> Result<Vec<EntryBody>> {
+    let head = head_size(conn)?;
     let bodies: Vec<String> = audit_entries::table
         .select(audit_entries::body)
         .filter(audit_entries::subject.eq(subject))
+        .filter(audit_entries::seq.between(1, head))
         .order(audit_entries::seq.asc())
         .load(conn)?;
     bodies.iter().map(|b| parse_body(b)).collect()

@@ -228,6 +228,21 @@ impl Db {
     }
 }
 
+/// Runs `work` in one read-only snapshot: every query sees the database as of one moment,
+/// so a long check (`audit verify`) is not confused by appends made while it reads.
+/// (SQLite in WAL mode: one read transaction; PostgreSQL: REPEATABLE READ, READ ONLY.)
+pub fn read_snapshot<T, F>(conn: &mut DbConn, work: F) -> Result<T>
+where
+    F: FnOnce(&mut DbConn) -> Result<T>,
+{
+    conn.transaction::<T, Error, _>(|conn| {
+        if let DbConn::Postgres(pg) = conn {
+            pg.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        }
+        work(conn)
+    })
+}
+
 /// Whether every embedded PostgreSQL migration is recorded as applied (read-only).
 fn all_applied(c: &mut diesel::PgConnection) -> Result<bool> {
     #[derive(QueryableByName)]

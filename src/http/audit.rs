@@ -111,11 +111,10 @@ pub async fn verify(
         .ctx
         .db
         .run(move |conn| {
-            let log = app::audit::verify_as(conn, &user.caller, &verifier)?;
             if with_state {
-                app::audit_state::with_state(conn, log)
+                app::audit::verify_with_state_as(conn, &user.caller, &verifier)
             } else {
-                Ok(log)
+                app::audit::verify_as(conn, &user.caller, &verifier)
             }
         })
         .await?;

@@ -21,6 +21,8 @@ on_both_backends!(
     proofs_and_checkpoints_over_http_verify_for_every_size,
     bad_proof_parameters_answer_400_json,
     stored_roots_equal_the_recomputed_ones_for_every_size_to_300,
+    a_bogus_checkpoint_row_does_not_switch_the_checkpoints_off,
+    verify_checks_against_the_published_key,
 );
 
 fn exec(app: &TestApp, sql: &str) -> Result<usize, diesel::result::Error> {
@@ -60,6 +62,7 @@ pub fn drop_all_guards(app: &TestApp, b: Backend) {
                 "audit_checkpoints_no_update",
                 "audit_checkpoints_no_delete",
                 "audit_checkpoints_no_replace",
+                "audit_checkpoints_in_log",
                 "audit_tree_no_update",
                 "audit_tree_no_delete",
                 "audit_tree_no_replace",
@@ -82,6 +85,11 @@ pub fn drop_all_guards(app: &TestApp, b: Backend) {
             exec(
                 app,
                 "ALTER TABLE audit_entries DROP CONSTRAINT audit_entries_seq_positive",
+            )
+            .unwrap();
+            exec(
+                app,
+                "ALTER TABLE audit_checkpoints DROP CONSTRAINT audit_checkpoints_size_positive",
             )
             .unwrap();
         }
@@ -555,4 +563,59 @@ fn stored_roots_equal_the_recomputed_ones_for_every_size_to_300(b: Backend) {
         )
         .unwrap();
     }
+}
+
+fn a_bogus_checkpoint_row_does_not_switch_the_checkpoints_off(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    seed(&app, 3);
+    let mut conn = app.ctx.db.conn().unwrap();
+    app.ctx.log.checkpoint_head(&mut conn).unwrap();
+    drop(conn);
+    let head = app.audit_size();
+    // With the guards on, the database refuses sizes outside the log.
+    for size in [-1, head + 1] {
+        assert!(
+            exec(&app, &format!("INSERT INTO audit_checkpoints (tree_size, root_hash, note, created_at) VALUES ({size}, 'x', 'x', '2026-01-01 00:00:00')")).is_err(),
+            "checkpoint size {size}"
+        );
+    }
+    // With them off, a row of size -1 in front of the real ones is named, not skipped.
+    drop_all_guards(&app, b);
+    exec(&app, "INSERT INTO audit_checkpoints (tree_size, root_hash, note, created_at) VALUES (-1, 'x', 'x', '2026-01-01 00:00:00')").unwrap();
+    let seq = app.first_seq("inbound.received");
+    let edited = shouted(&body_of(&app, seq));
+    exec(
+        &app,
+        &format!(
+            "UPDATE audit_entries SET body = {}, leaf_hash = {} WHERE seq = {seq}",
+            sql_text(&edited),
+            sql_text(&leaf_hex(&edited))
+        ),
+    )
+    .unwrap();
+    let (ok, report) = verify_cli(&app, &[]);
+    assert!(!ok, "{report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("checkpoint"),
+        "{report}"
+    );
+}
+
+fn verify_checks_against_the_published_key(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    seed(&app, 1);
+    let auditor = app.user("aud", &[Role::Auditor]);
+    let key = app.get("/api/v1/audit/key", Some(&auditor)).text;
+    let (ok, report) = verify_cli(&app, &["--key", key.trim()]);
+    assert!(ok, "{report}");
+    let other = countersign::audit::note::NoteSigner::generate(key.split('+').next().unwrap())
+        .unwrap()
+        .verifier()
+        .to_string();
+    let (ok, report) = verify_cli(&app, &["--key", &other]);
+    assert!(!ok, "another key: {report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("verifier key"),
+        "{report}"
+    );
 }

@@ -46,6 +46,19 @@ CREATE TRIGGER audit_head_forward BEFORE UPDATE OR DELETE ON audit_head
 CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head
     FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
 
+ALTER TABLE audit_checkpoints ADD CONSTRAINT audit_checkpoints_size_positive
+    CHECK (tree_size >= 0);
+CREATE FUNCTION audit_checkpoint_in_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.tree_size > (SELECT size FROM audit_head WHERE id = 1) THEN
+        RAISE EXCEPTION 'a checkpoint must name a size of the log (got %)', NEW.tree_size;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER audit_checkpoints_in_log BEFORE INSERT ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION audit_checkpoint_in_log();
+
 CREATE TABLE audit_log (
     id              INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
     origin          TEXT NOT NULL,

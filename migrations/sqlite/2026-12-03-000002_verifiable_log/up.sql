@@ -44,6 +44,10 @@ BEGIN SELECT RAISE(ABORT, 'the audit head cannot be replaced'); END;
 CREATE TRIGGER audit_checkpoints_no_replace BEFORE INSERT ON audit_checkpoints
 WHEN EXISTS (SELECT 1 FROM audit_checkpoints WHERE tree_size = NEW.tree_size)
 BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+-- A checkpoint names a size the log has: 0 to the head.
+CREATE TRIGGER audit_checkpoints_in_log BEFORE INSERT ON audit_checkpoints
+WHEN NEW.tree_size < 0 OR NEW.tree_size > (SELECT size FROM audit_head WHERE id = 1)
+BEGIN SELECT RAISE(ABORT, 'a checkpoint must name a size of the log'); END;
 
 -- The log's identity, recorded at its first start: the checkpoints' origin and verifier
 -- key, and the retention period, which may grow but never shrink.
