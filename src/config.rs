@@ -48,6 +48,11 @@ pub struct Settings {
     pub checkpoint_interval: std::time::Duration,
     /// How long entries are kept, in years; never below the value the database records.
     pub retention_years: u32,
+    /// Auditors are mailed the latest checkpoint at most this often (the mail itself comes
+    /// with the reply desk's e-mail).
+    pub checkpoint_mail_interval: std::time::Duration,
+    /// More addresses that get every checkpoint, besides auditors with an e-mail.
+    pub auditor_emails: Vec<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -78,6 +83,8 @@ impl std::fmt::Debug for Settings {
             .field("checkpoint_every", &self.checkpoint_every)
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("retention_years", &self.retention_years)
+            .field("checkpoint_mail_interval", &self.checkpoint_mail_interval)
+            .field("auditor_emails", &self.auditor_emails)
             .finish()
     }
 }
@@ -165,7 +172,7 @@ pub enum ConfigError {
 }
 
 /// Every setting's name without the `COUNTERSIGN_` prefix, lower case (the TOML key).
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 21] = [
     "database_url",
     "bind",
     "policies",
@@ -185,6 +192,8 @@ const KEYS: [&str; 19] = [
     "checkpoint_every",
     "checkpoint_minutes",
     "retention_years",
+    "checkpoint_mail_minutes",
+    "auditor_emails",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,6 +218,8 @@ struct FileSettings {
     checkpoint_every: Option<toml::Value>,
     checkpoint_minutes: Option<toml::Value>,
     retention_years: Option<toml::Value>,
+    checkpoint_mail_minutes: Option<toml::Value>,
+    auditor_emails: Option<toml::Value>,
 }
 
 impl Settings {
@@ -271,6 +282,11 @@ impl Settings {
                 ("checkpoint_every", parsed.checkpoint_every.map(as_text)),
                 ("checkpoint_minutes", parsed.checkpoint_minutes.map(as_text)),
                 ("retention_years", parsed.retention_years.map(as_text)),
+                (
+                    "checkpoint_mail_minutes",
+                    parsed.checkpoint_mail_minutes.map(as_text),
+                ),
+                ("auditor_emails", parsed.auditor_emails.map(as_text)),
             ];
             for (key, value) in from_file {
                 if let Some(v) = value {
@@ -479,6 +495,33 @@ impl Settings {
             1..=100,
             "years",
         )? as u32;
+        let checkpoint_mail_interval = std::time::Duration::from_secs(
+            60 * whole(
+                "checkpoint_mail_minutes",
+                "COUNTERSIGN_CHECKPOINT_MAIL_MINUTES",
+                "60",
+                1..=10_080,
+                "minutes",
+            )?,
+        );
+        let mut auditor_emails = Vec::new();
+        if let Some((list, origin)) = get("auditor_emails") {
+            for address in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                let ok = address.len() <= 254
+                    && address
+                        .split_once('@')
+                        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+                    && !address.contains([' ', '<', '>', '\n', '\r']);
+                if !ok {
+                    return Err(invalid(
+                        "COUNTERSIGN_AUDITOR_EMAILS",
+                        origin,
+                        format!("{address:?} is not an e-mail address"),
+                    ));
+                }
+                auditor_emails.push(address.to_string());
+            }
+        }
         let log_origin = match get("log_origin") {
             None => None,
             Some((v, origin)) => {
@@ -517,6 +560,8 @@ impl Settings {
             checkpoint_every,
             checkpoint_interval,
             retention_years,
+            checkpoint_mail_interval,
+            auditor_emails,
         })
     }
 }
@@ -549,6 +594,40 @@ mod tests {
         assert_eq!(s.body_timeout.as_secs(), 10);
         assert_eq!(s.keep_alive.as_secs(), 30);
         assert_eq!(s.max_connections_per_client, 64);
+        assert_eq!(s.log_origin, None);
+        assert_eq!(s.checkpoint_every, 1000);
+        assert_eq!(s.checkpoint_interval.as_secs(), 600);
+        assert_eq!(s.retention_years, 6);
+        assert_eq!(s.checkpoint_mail_interval.as_secs(), 3600);
+        assert!(s.auditor_emails.is_empty());
+    }
+
+    #[test]
+    fn audit_log_settings_are_validated_and_named() {
+        for (var, value) in [
+            ("COUNTERSIGN_LOG_ORIGIN", "has space"),
+            ("COUNTERSIGN_LOG_ORIGIN", "a+b"),
+            ("COUNTERSIGN_CHECKPOINT_EVERY", "0"),
+            ("COUNTERSIGN_CHECKPOINT_MINUTES", "ten"),
+            ("COUNTERSIGN_RETENTION_YEARS", "0"),
+            (
+                "COUNTERSIGN_AUDITOR_EMAILS",
+                "ok@example.com, not-an-address",
+            ),
+        ] {
+            let e = Settings::from_sources(None, &env(&[(var, value)])).unwrap_err();
+            assert!(e.to_string().contains(var), "{var}={value}: {e}");
+        }
+        let s = Settings::from_sources(
+            None,
+            &env(&[
+                ("COUNTERSIGN_LOG_ORIGIN", "care.example.com/log"),
+                ("COUNTERSIGN_AUDITOR_EMAILS", "a@example.com,b@example.org"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.log_origin.as_deref(), Some("care.example.com/log"));
+        assert_eq!(s.auditor_emails.len(), 2);
     }
 
     #[test]

@@ -63,7 +63,7 @@ proptest! {
     }
 
     #[test]
-    fn the_settings_loader_names_what_it_refuses(text in noisy_text(), value in noisy_text(), key in 0usize..15) {
+    fn the_settings_loader_names_what_it_refuses(text in noisy_text(), value in noisy_text(), key in 0usize..21) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("settings.toml");
         std::fs::write(&file, text.as_bytes()).unwrap();
@@ -80,7 +80,9 @@ proptest! {
             "DATABASE_URL", "BIND", "POLICIES", "KEY_FILE", "SESSION_HOURS", "SMTP_URL",
             "X_API_BASE", "X_ACCESS_TOKEN", "X_USER_ID", "X_POLL_SECONDS", "POST_LOG",
             "TRUSTED_PROXIES", "BODY_TIMEOUT_SECONDS", "KEEP_ALIVE_SECONDS",
-            "MAX_CONNECTIONS_PER_CLIENT",
+            "MAX_CONNECTIONS_PER_CLIENT", "LOG_ORIGIN", "CHECKPOINT_EVERY",
+            "CHECKPOINT_MINUTES", "RETENTION_YEARS", "CHECKPOINT_MAIL_MINUTES",
+            "AUDITOR_EMAILS",
         ];
         let var = format!("COUNTERSIGN_{}", names[key]);
         let env = HashMap::from([(var.clone(), value)]);
