@@ -97,10 +97,12 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(
-            line.starts_with("countersign listening on http://127.0.0.1:"),
-            "{line}"
-        );
+        if !line.starts_with("countersign listening on http://127.0.0.1:") {
+            // Not left running when the test fails here.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not say where it listens: {line:?}");
+        }
         let url = line.trim().rsplit(' ').next().unwrap().to_string();
         let http = ureq::Agent::config_builder()
             .http_status_as_error(false)
