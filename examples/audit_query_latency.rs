@@ -2,8 +2,9 @@
 //! `countersign::db::audit::query`, on a log made by `audit_bulk` (docs/perf-audit-draft.md).
 //!
 //! ```text
-//! audit_query_latency URL [RUNS] [LIMIT]
+//! audit_query_latency URL [RUNS] [LIMIT] [NAME]
 //! ```
+//! NAME, if given, runs only the filters whose description contains it (e.g. `since`).
 //! For each filter, RUNS (default 100) runs of the same query (limit LIMIT, default 100),
 //! after one untimed warm-up run; prints rows returned, p50 / p99 / max in ms. The filters:
 //! the planted rare subject, actor and action (see `audit_bulk`), a common action and a

@@ -51,6 +51,19 @@ pub fn append(
         .filter(audit_head::id.eq(1))
         .first(conn)?;
     let seq = size + 1;
+    // Entry times never go backwards along seq (a clock stepped back, or two instances'
+    // clocks apart, would otherwise break it): time filters can then find their first seq
+    // through the index on `at` instead of walking the log.
+    let at = match size {
+        0 => at,
+        _ => {
+            let last: NaiveDateTime = audit_entries::table
+                .select(audit_entries::at)
+                .filter(audit_entries::seq.eq(size))
+                .get_result(conn)?;
+            at.max(last)
+        }
+    };
     let name = action.name().as_str();
     let body = entry_body(seq, at.and_utc(), actor, name, subject, &action.data()?)?;
     let leaf = leaf_hash(body.as_bytes());
@@ -484,10 +497,19 @@ pub fn query(conn: &mut DbConn, filter: &AuditFilter) -> Result<Vec<StoredEntry>
     if let Some(s) = &filter.subject {
         q = q.filter(audit_entries::subject.eq(s.clone()));
     }
+    // `at` grows with seq (see `append`), so a time bound is a seq bound, found through the
+    // index on `at`: a later `since` no longer means walking every earlier entry.
     if let Some(t) = filter.since {
+        match first_seq_at_or_after(conn, t.naive_utc())? {
+            Some(first) => q = q.filter(audit_entries::seq.ge(first)),
+            None => return Ok(Vec::new()),
+        }
         q = q.filter(audit_entries::at.ge(t.naive_utc()));
     }
     if let Some(t) = filter.until {
+        if let Some(end) = first_seq_at_or_after(conn, t.naive_utc())? {
+            q = q.filter(audit_entries::seq.lt(end));
+        }
         q = q.filter(audit_entries::at.lt(t.naive_utc()));
     }
     if let Some(after) = filter.after {
@@ -496,6 +518,21 @@ pub fn query(conn: &mut DbConn, filter: &AuditFilter) -> Result<Vec<StoredEntry>
     Ok(q.order(audit_entries::seq.asc())
         .limit(filter.limit)
         .load(conn)?)
+}
+
+/// The first seq whose entry is at or after `t`: two lookups in the index on `at`.
+fn first_seq_at_or_after(conn: &mut DbConn, t: NaiveDateTime) -> Result<Option<i64>> {
+    let first_at: Option<NaiveDateTime> = audit_entries::table
+        .select(diesel::dsl::min(audit_entries::at))
+        .filter(audit_entries::at.ge(t))
+        .get_result(conn)?;
+    let Some(first_at) = first_at else {
+        return Ok(None);
+    };
+    Ok(audit_entries::table
+        .select(diesel::dsl::min(audit_entries::seq))
+        .filter(audit_entries::at.eq(first_at))
+        .get_result(conn)?)
 }
 
 /// Entries with `seq > after`, in order, at most `limit`: the batches `audit verify` reads.

@@ -23,6 +23,7 @@ on_both_backends!(
     stored_roots_equal_the_recomputed_ones_for_every_size_to_300,
     a_bogus_checkpoint_row_does_not_switch_the_checkpoints_off,
     verify_checks_against_the_published_key,
+    time_filters_return_exactly_the_entries_in_the_window,
 );
 
 fn exec(app: &TestApp, sql: &str) -> Result<usize, diesel::result::Error> {
@@ -618,4 +619,42 @@ fn verify_checks_against_the_published_key(b: Backend) {
         report["reason"].as_str().unwrap().contains("verifier key"),
         "{report}"
     );
+}
+
+fn time_filters_return_exactly_the_entries_in_the_window(b: Backend) {
+    let Some(app) = TestApp::spawn(b) else { return };
+    let auditor = app.user("aud", &[Role::Auditor]);
+    seed(&app, 5);
+    let all = app.get("/api/v1/audit?limit=1000", Some(&auditor)).body["entries"].clone();
+    let all = all.as_array().unwrap();
+    let at = |e: &Value| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap();
+    assert!(
+        all.windows(2).all(|w| at(&w[0]) <= at(&w[1])),
+        "times grow with seq"
+    );
+    for (i, j) in [(0, all.len()), (3, 7), (5, 6), (2, 2)] {
+        let since = all[i]["at"].as_str().unwrap();
+        let until = all.get(j).map(|e| e["at"].as_str().unwrap().to_string());
+        let want: Vec<i64> = all
+            .iter()
+            .filter(|e| at(e) >= at(&all[i]) && all.get(j).is_none_or(|u| at(e) < at(u)))
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        let mut path = format!(
+            "/api/v1/audit?limit=1000&since={}",
+            since.replace('+', "%2B")
+        );
+        if let Some(u) = &until {
+            path.push_str(&format!("&until={}", u.replace('+', "%2B")));
+        }
+        let got: Vec<i64> = app.get(&path, Some(&auditor)).body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(got, want, "since {since} until {until:?}");
+    }
+    let future = app.get("/api/v1/audit?since=2999-01-01T00:00:00Z", Some(&auditor));
+    assert_eq!(future.body["entries"], serde_json::json!([]));
 }
