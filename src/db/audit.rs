@@ -483,10 +483,33 @@ pub struct AuditFilter {
 /// Only entries inside the log (seq 1 to the head) are shown: exactly what `verify` checks,
 /// so a row slipped in outside it can never reach an auditor's screen.
 pub fn query(conn: &mut DbConn, filter: &AuditFilter) -> Result<Vec<StoredEntry>> {
-    let head = head_size(conn)?;
+    // Every bound on seq is folded into one range, [lo, hi], before the query: given several
+    // `seq >= ?` terms with bound values, SQLite's planner takes one of them for the index
+    // range and may walk the log from entry 1.
+    let mut lo: i64 = 1;
+    let mut hi: i64 = head_size(conn)?;
+    if let Some(after) = filter.after {
+        lo = lo.max(after.saturating_add(1));
+    }
+    // `at` grows with seq (see `append`), so a time bound is a seq bound, found through the
+    // index on `at`: a later `since` no longer means walking every earlier entry.
+    if let Some(t) = filter.since {
+        match first_seq_at_or_after(conn, t.naive_utc())? {
+            Some(first) => lo = lo.max(first),
+            None => return Ok(Vec::new()),
+        }
+    }
+    if let Some(t) = filter.until {
+        if let Some(end) = first_seq_at_or_after(conn, t.naive_utc())? {
+            hi = hi.min(end - 1);
+        }
+    }
+    if lo > hi {
+        return Ok(Vec::new());
+    }
     let mut q = audit_entries::table
         .select(StoredEntry::as_select())
-        .filter(audit_entries::seq.between(1, head))
+        .filter(audit_entries::seq.between(lo, hi))
         .into_boxed();
     if let Some(a) = &filter.actor {
         q = q.filter(audit_entries::actor.eq(a.clone()));
@@ -497,23 +520,12 @@ pub fn query(conn: &mut DbConn, filter: &AuditFilter) -> Result<Vec<StoredEntry>
     if let Some(s) = &filter.subject {
         q = q.filter(audit_entries::subject.eq(s.clone()));
     }
-    // `at` grows with seq (see `append`), so a time bound is a seq bound, found through the
-    // index on `at`: a later `since` no longer means walking every earlier entry.
+    // The time terms stay too: the seq range is exact only while times never go backwards.
     if let Some(t) = filter.since {
-        match first_seq_at_or_after(conn, t.naive_utc())? {
-            Some(first) => q = q.filter(audit_entries::seq.ge(first)),
-            None => return Ok(Vec::new()),
-        }
         q = q.filter(audit_entries::at.ge(t.naive_utc()));
     }
     if let Some(t) = filter.until {
-        if let Some(end) = first_seq_at_or_after(conn, t.naive_utc())? {
-            q = q.filter(audit_entries::seq.lt(end));
-        }
         q = q.filter(audit_entries::at.lt(t.naive_utc()));
-    }
-    if let Some(after) = filter.after {
-        q = q.filter(audit_entries::seq.gt(after));
     }
     Ok(q.order(audit_entries::seq.asc())
         .limit(filter.limit)
