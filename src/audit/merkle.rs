@@ -70,7 +70,7 @@ impl TreeHasher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::audit::leaf_hash;
     use proptest::prelude::*;
@@ -90,10 +90,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn known_roots_from_the_certificate_transparency_test_vectors() {
-        // The 8 leaves used by RFC 6962 implementations' tests (Go's sumdb, Trillian):
-        // "", 0x00, 0x10, 0x2021, 0x3031, 0x40414243, 0x5051525354555657, 0x606162…6f.
+    /// The 8 leaves used by RFC 6962 implementations' tests (Go's sumdb, Trillian):
+    /// "", 0x00, 0x10, 0x2021, 0x3031, 0x40414243, 0x5051525354555657, 0x606162…6f.
+    pub(crate) fn ct_leaves() -> Vec<Hash> {
         let inputs: [&[u8]; 8] = [
             b"",
             &[0x00],
@@ -107,7 +106,12 @@ mod tests {
                 0x6e, 0x6f,
             ],
         ];
-        let leaves: Vec<Hash> = inputs.iter().map(|i| leaf_hash(i)).collect();
+        inputs.iter().map(|i| leaf_hash(i)).collect()
+    }
+
+    #[test]
+    fn known_roots_from_the_certificate_transparency_test_vectors() {
+        let leaves = ct_leaves();
         let expected = [
             "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
             "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",

@@ -451,13 +451,10 @@ pub fn bodies_with_action(
 /// Every entry about `subject`, in seq order, parsed.
 pub fn about(conn: &mut DbConn, subject: &str) -> Result<Vec<EntryBody>> {
     let head = head_size(conn)?;
-    let bodies: Vec<String> = audit_entries::table
-        .select(audit_entries::body)
-        .filter(audit_entries::subject.eq(subject))
-        .filter(audit_entries::seq.between(1, head))
-        .order(audit_entries::seq.asc())
-        .load(conn)?;
-    bodies.iter().map(|b| parse_body(b)).collect()
+    bodies_about(conn, subject, head)?
+        .iter()
+        .map(|(_, b)| parse_body(b))
+        .collect()
 }
 
 fn parse_body(body: &str) -> Result<EntryBody> {

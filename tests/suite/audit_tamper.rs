@@ -115,6 +115,19 @@ fn shouted(body: &str) -> String {
     edited
 }
 
+/// Replaces entry `seq`'s body and recomputes its leaf hash, as an attacker would.
+fn rewrite(app: &TestApp, seq: i64, body: &str) {
+    exec(
+        app,
+        &format!(
+            "UPDATE audit_entries SET body = {}, leaf_hash = {} WHERE seq = {seq}",
+            sql_text(body),
+            sql_text(&leaf_hex(body))
+        ),
+    )
+    .unwrap();
+}
+
 fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -215,17 +228,8 @@ fn two_swapped_entries_are_named(b: Backend) {
     drop_all_guards(&app, b);
     let (x, y) = (3, 6);
     let (bx, by) = (body_of(&app, x), body_of(&app, y));
-    for (seq, body) in [(x, &by), (y, &bx)] {
-        exec(
-            &app,
-            &format!(
-                "UPDATE audit_entries SET body = {}, leaf_hash = {} WHERE seq = {seq}",
-                sql_text(body),
-                sql_text(&leaf_hex(body))
-            ),
-        )
-        .unwrap();
-    }
+    rewrite(&app, x, &by);
+    rewrite(&app, y, &bx);
     let (ok, report) = verify_cli(&app, &[]);
     assert!(!ok, "{report}");
     assert_eq!(report["first_bad_seq"], x, "{report}");
@@ -324,15 +328,7 @@ fn a_rehashed_body_is_caught_by_the_checkpoint_that_covers_it(b: Backend) {
     drop_all_guards(&app, b);
     let seq = app.first_seq("inbound.received");
     let edited = shouted(&body_of(&app, seq));
-    exec(
-        &app,
-        &format!(
-            "UPDATE audit_entries SET body = {}, leaf_hash = {} WHERE seq = {seq}",
-            sql_text(&edited),
-            sql_text(&leaf_hex(&edited))
-        ),
-    )
-    .unwrap();
+    rewrite(&app, seq, &edited);
     let (ok, report) = verify_cli(&app, &[]);
     assert!(!ok, "{report}");
     assert!(
@@ -362,17 +358,7 @@ fn a_rewrite_after_the_last_stored_checkpoint_fails_the_auditors_consistency_pro
         &format!("DELETE FROM audit_checkpoints WHERE tree_size = {size}"),
     )
     .unwrap();
-    let edited = shouted(&body_of(&app, size));
-    exec(
-        &app,
-        &format!(
-            "UPDATE audit_entries SET body = {}, leaf_hash = {} WHERE seq = {}",
-            sql_text(&edited),
-            sql_text(&leaf_hex(&edited)),
-            size
-        ),
-    )
-    .unwrap();
+    rewrite(&app, size, &shouted(&body_of(&app, size)));
     exec(&app, "DELETE FROM audit_tree").unwrap();
     exec(&app, "UPDATE audit_head SET tree_size = 0").unwrap();
     countersign::db::audit::fill_tree(&mut app.ctx.db.conn().unwrap()).unwrap();
@@ -585,15 +571,7 @@ fn a_bogus_checkpoint_row_does_not_switch_the_checkpoints_off(b: Backend) {
     exec(&app, "INSERT INTO audit_checkpoints (tree_size, root_hash, note, created_at) VALUES (-1, 'x', 'x', '2026-01-01 00:00:00')").unwrap();
     let seq = app.first_seq("inbound.received");
     let edited = shouted(&body_of(&app, seq));
-    exec(
-        &app,
-        &format!(
-            "UPDATE audit_entries SET body = {}, leaf_hash = {} WHERE seq = {seq}",
-            sql_text(&edited),
-            sql_text(&leaf_hex(&edited))
-        ),
-    )
-    .unwrap();
+    rewrite(&app, seq, &edited);
     let (ok, report) = verify_cli(&app, &[]);
     assert!(!ok, "{report}");
     assert!(
