@@ -2,6 +2,8 @@
 
 use super::views::{rfc3339, AuditEntryView};
 use super::Caller;
+use crate::audit::entry::canonical_head;
+use crate::audit::merkle::Hash;
 use crate::audit::note::{Checkpoint, NoteVerifier};
 use crate::audit::{leaf_hash, TreeHasher};
 use crate::db::audit::AuditFilter;
@@ -10,6 +12,8 @@ use crate::domain::roles::Permission;
 use crate::error::{Error, Result};
 use base64::Engine;
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc;
 
 pub const MAX_PAGE: i64 = 1000;
 
@@ -97,7 +101,10 @@ impl Verification {
     }
 }
 
+/// Rows per read: a query's own cost vanishes, and the two batches in flight stay a few MB.
 const BATCH: i64 = 10_000;
+
+const LEAF_MISMATCH: &str = "the body does not match its stored leaf hash";
 
 /// The body fields that the filter columns repeat, read without building `data`.
 #[derive(serde::Deserialize)]
@@ -117,7 +124,7 @@ struct BodyHead<'a> {
 /// column that says something other than its body.
 fn entry_fault(row: &db::audit::StoredEntry, leaf: &crate::audit::merkle::Hash) -> Option<String> {
     if hex::encode(leaf) != row.leaf_hash {
-        return Some("the body does not match its stored leaf hash".into());
+        return Some(LEAF_MISMATCH.into());
     }
     let Ok(head) = serde_json::from_str::<BodyHead>(&row.body) else {
         return Some("the body is not an entry".into());
@@ -249,53 +256,34 @@ fn verify_in_snapshot(
             ),
         ));
     }
-    let mut next_checkpoint = checkpoints.iter().peekable();
-    let mut tree = TreeHasher::default();
-    let mut expected: i64 = 1;
-    let mut check_checkpoints = |tree: &TreeHasher| -> Option<Verification> {
-        while let Some(cp) = next_checkpoint.next_if(|c| c.tree_size as u64 <= tree.size()) {
-            if let Some(fault) = checkpoint_fault(cp, tree, verifier) {
-                return Some(Verification::broken(None, fault));
-            }
-        }
-        None
-    };
-    if let Some(v) = check_checkpoints(&tree) {
+    // The entries are read on this thread and checked on a second one: on two cores the
+    // reads (the database's part) and the hashing overlap instead of taking turns.
+    let checked = AtomicU64::new(0);
+    let (walk, read) = std::thread::scope(|scope| {
+        let (full_tx, full_rx) = mpsc::sync_channel::<db::audit::EntryBatch>(2);
+        let (empty_tx, empty_rx) = mpsc::channel::<db::audit::EntryBatch>();
+        let (checked, checkpoints) = (&checked, &checkpoints);
+        let checker = scope.spawn(move || {
+            let mut walk = Walk::new(head, checkpoints, verifier);
+            walk.run(full_rx, empty_tx, checked);
+            walk
+        });
+        let read = read_batches(conn, full_tx, empty_rx, || progress(checked.load(Relaxed)));
+        (checker.join(), read)
+    });
+    let walk = walk.map_err(|_| Error::Internal("the audit verify thread panicked".into()))?;
+    progress(walk.tree.size());
+    // The rows the quick reading could not clear come before any fault the walk found;
+    // a failed read counts only if everything before it was right.
+    if let Some(v) = full_check(conn, &walk.unsure)? {
         return Ok(v);
     }
-    loop {
-        let batch = db::audit::rows_after(conn, expected - 1, BATCH)?;
-        if batch.is_empty() {
-            break;
-        }
-        for row in batch {
-            if row.seq != expected {
-                return Ok(Verification::broken(
-                    Some(expected.min(row.seq)),
-                    format!("seq {expected} is missing (the next entry is {})", row.seq),
-                ));
-            }
-            if row.seq > head {
-                return Ok(Verification::broken(
-                    Some(row.seq),
-                    format!(
-                        "entry {} is beyond the head: the log records {head} entries",
-                        row.seq
-                    ),
-                ));
-            }
-            let leaf = leaf_hash(row.body.as_bytes());
-            if let Some(fault) = entry_fault(&row, &leaf) {
-                return Ok(Verification::broken(Some(row.seq), fault));
-            }
-            tree.push(leaf);
-            if let Some(v) = check_checkpoints(&tree) {
-                return Ok(v);
-            }
-            expected += 1;
-        }
-        progress(tree.size());
+    if let Some(v) = walk.fault {
+        return Ok(v);
     }
+    read?;
+    let (tree, expected) = (walk.tree, walk.expected);
+    let mut next_checkpoint = checkpoints[walk.checkpoints_done..].iter();
     if let Some(cp) = next_checkpoint.next() {
         return Ok(Verification::broken(
             None,
@@ -327,6 +315,183 @@ fn verify_in_snapshot(
         root: base64::engine::general_purpose::STANDARD.encode(root),
         state: None,
     })
+}
+
+/// Reads the entries in batches and hands them to the checker through `full`, reusing the
+/// buffers it sends back through `empty`, until the log ends or the checker stops.
+fn read_batches(
+    conn: &mut DbConn,
+    full: mpsc::SyncSender<db::audit::EntryBatch>,
+    empty: mpsc::Receiver<db::audit::EntryBatch>,
+    mut progress: impl FnMut(),
+) -> Result<()> {
+    let mut after = 0;
+    loop {
+        let mut batch = empty.try_recv().unwrap_or_default();
+        db::audit::read_entries(conn, after, BATCH, &mut batch)?;
+        let Some(last) = batch.last_seq() else {
+            return Ok(());
+        };
+        after = last;
+        if full.send(batch).is_err() {
+            return Ok(()); // the checker stopped at a fault
+        }
+        progress();
+    }
+}
+
+/// The checks of the entries in order, on the checker thread: seq, leaf hash, body against
+/// columns (quickly, see [`quick_entry_check`]), and each checkpoint as the tree reaches it.
+struct Walk<'a> {
+    head: i64,
+    checkpoints: &'a [db::audit::StoredCheckpoint],
+    /// How many of `checkpoints` have been checked.
+    checkpoints_done: usize,
+    verifier: Option<&'a NoteVerifier>,
+    tree: TreeHasher,
+    /// The seq the next row must have.
+    expected: i64,
+    /// Rows whose body the quick check could not clear, in order: [`full_check`] decides.
+    unsure: Vec<i64>,
+    /// The first fault found for certain; the walk stops there.
+    fault: Option<Verification>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(
+        head: i64,
+        checkpoints: &'a [db::audit::StoredCheckpoint],
+        verifier: Option<&'a NoteVerifier>,
+    ) -> Walk<'a> {
+        Walk {
+            head,
+            checkpoints,
+            checkpoints_done: 0,
+            verifier,
+            tree: TreeHasher::default(),
+            expected: 1,
+            unsure: Vec::new(),
+            fault: None,
+        }
+    }
+
+    fn run(
+        &mut self,
+        full: mpsc::Receiver<db::audit::EntryBatch>,
+        empty: mpsc::Sender<db::audit::EntryBatch>,
+        checked: &AtomicU64,
+    ) {
+        self.fault = self.checkpoints_reached();
+        if self.fault.is_some() {
+            return;
+        }
+        for batch in full {
+            for row in batch.iter() {
+                self.fault = self.row(&row);
+                if self.fault.is_some() {
+                    return; // dropping `full` stops the reader
+                }
+            }
+            checked.store(self.tree.size(), Relaxed);
+            let _ = empty.send(batch); // the reader may be done already
+        }
+    }
+
+    fn row(&mut self, row: &db::audit::EntryColumns<'_>) -> Option<Verification> {
+        let expected = self.expected;
+        if row.seq != expected {
+            return Some(Verification::broken(
+                Some(expected.min(row.seq)),
+                format!("seq {expected} is missing (the next entry is {})", row.seq),
+            ));
+        }
+        if row.seq > self.head {
+            return Some(Verification::broken(
+                Some(row.seq),
+                format!(
+                    "entry {} is beyond the head: the log records {} entries",
+                    row.seq, self.head
+                ),
+            ));
+        }
+        let leaf = leaf_hash(row.body.as_bytes());
+        match quick_entry_check(row, &leaf) {
+            Quick::Right => {}
+            Quick::Unsure => self.unsure.push(row.seq),
+            Quick::Wrong(fault) => return Some(Verification::broken(Some(row.seq), fault)),
+        }
+        self.tree.push(leaf);
+        self.expected += 1;
+        self.checkpoints_reached()
+    }
+
+    /// Checks the checkpoints whose size the tree has reached.
+    fn checkpoints_reached(&mut self) -> Option<Verification> {
+        while let Some(cp) = self.checkpoints.get(self.checkpoints_done) {
+            if cp.tree_size as u64 > self.tree.size() {
+                break;
+            }
+            self.checkpoints_done += 1;
+            if let Some(fault) = checkpoint_fault(cp, &self.tree, self.verifier) {
+                return Some(Verification::broken(None, fault));
+            }
+        }
+        None
+    }
+}
+
+enum Quick {
+    Right,
+    /// Not shown either way: the body is not in the exact canonical shape, or a column
+    /// differs from it. [`entry_fault`] on the typed row decides and words it.
+    Unsure,
+    Wrong(String),
+}
+
+/// [`entry_fault`] without its costs for an entry in the shape `entry_body` writes: the
+/// leaf hash compared in place, the body's head read by [`canonical_head`] instead of
+/// serde_json, `at` compared without formatting. It answers `Right` only where
+/// `entry_fault` finds nothing, and `Wrong` only with `entry_fault`'s own words.
+fn quick_entry_check(row: &db::audit::EntryColumns<'_>, leaf: &Hash) -> Quick {
+    let mut hex = [0u8; 64];
+    if hex::encode_to_slice(leaf, &mut hex).is_err() || hex[..] != *row.leaf_hash.as_bytes() {
+        return Quick::Wrong(LEAF_MISMATCH.into());
+    }
+    let Some(head) = canonical_head(row.body) else {
+        return Quick::Unsure;
+    };
+    let right = head.seq == row.seq
+        && head.actor == row.actor
+        && head.action == row.action
+        && head.subject == row.subject
+        && row.at.plainly_equals(head.at);
+    if right {
+        Quick::Right
+    } else {
+        Quick::Unsure
+    }
+}
+
+/// [`entry_fault`] on the rows of `seqs` (ascending), read again through the typed
+/// [`db::audit::rows_after`] in the same snapshot: the first fault, if any.
+fn full_check(conn: &mut DbConn, seqs: &[i64]) -> Result<Option<Verification>> {
+    let mut pending = seqs.iter().copied().peekable();
+    while let Some(&first) = pending.peek() {
+        let rows = db::audit::rows_after(conn, first - 1, 1000)?;
+        if rows.first().map(|r| r.seq) != Some(first) {
+            return Err(Error::Internal(format!(
+                "audit entry {first} is gone from the snapshot being verified"
+            )));
+        }
+        for row in &rows {
+            if pending.next_if_eq(&row.seq).is_some() {
+                if let Some(fault) = entry_fault(row, &leaf_hash(row.body.as_bytes())) {
+                    return Ok(Some(Verification::broken(Some(row.seq), fault)));
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// What is wrong with a stored checkpoint, given the tree recomputed up to its size.
@@ -474,4 +639,133 @@ pub fn verify_with_state_as(
 ) -> Result<Verification> {
     caller.require(Permission::ReadAudit)?;
     verify_with_state(conn, Some(verifier), |_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{entry_body, Actor};
+    use chrono::NaiveDateTime;
+    use db::audit::{AtColumn, EntryColumns, StoredEntry};
+
+    fn time(text: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(text, "%F %T%.f").unwrap()
+    }
+
+    /// A row as `append` stores it.
+    fn stored(seq: i64, at: NaiveDateTime, subject: Option<&str>) -> StoredEntry {
+        let data = serde_json::json!({"text": "hello \"world\"\n", "n": [1, 2.5]});
+        let body = entry_body(
+            seq,
+            at.and_utc(),
+            &Actor::System,
+            "user.login",
+            subject,
+            &data,
+        )
+        .unwrap();
+        StoredEntry {
+            seq,
+            at,
+            actor: "system".into(),
+            action: "user.login".into(),
+            subject: subject.map(str::to_string),
+            leaf_hash: hex::encode(leaf_hash(body.as_bytes())),
+            body,
+        }
+    }
+
+    /// `quick_entry_check` against `entry_fault` on the same row, with `at` as SQLite's
+    /// text (`at_text`) and as PostgreSQL's timestamp: it may be unsure, never otherwise
+    /// than `entry_fault`.
+    fn agree(row: &StoredEntry, at_text: &str) -> Vec<&'static str> {
+        let leaf = leaf_hash(row.body.as_bytes());
+        let full = entry_fault(row, &leaf);
+        let mut answers = Vec::new();
+        for at in [AtColumn::Text(at_text), AtColumn::Time(row.at)] {
+            let cols = EntryColumns {
+                seq: row.seq,
+                at,
+                actor: &row.actor,
+                action: &row.action,
+                subject: row.subject.as_deref(),
+                body: &row.body,
+                leaf_hash: &row.leaf_hash,
+            };
+            answers.push(match quick_entry_check(&cols, &leaf) {
+                Quick::Right => {
+                    assert_eq!(full, None, "{row:?} {at:?}");
+                    "right"
+                }
+                Quick::Wrong(fault) => {
+                    assert_eq!(full.as_deref(), Some(fault.as_str()), "{row:?}");
+                    "wrong"
+                }
+                Quick::Unsure => "unsure",
+            });
+        }
+        answers
+    }
+
+    #[test]
+    fn the_quick_check_clears_only_what_the_full_check_clears() {
+        let subject = Some("0190aaaa-0000-7000-8000-000000000001");
+        for at in [
+            "2026-12-03 10:20:30.123456",
+            "2026-12-03 10:20:30.120",
+            "2026-12-03 10:20:30",
+        ] {
+            let row = stored(5, time(at), subject);
+            assert_eq!(agree(&row, at), ["right", "right"], "{at}");
+            let row = stored(5, time(at), None);
+            assert_eq!(agree(&row, at), ["right", "right"], "{at}");
+        }
+        let at = "2026-12-03 10:20:30.123456";
+        let good = stored(5, time(at), subject);
+        // The same instant in another text than diesel's: the full check decides (right).
+        assert_eq!(
+            agree(&good, "2026-12-03T10:20:30.123456"),
+            ["unsure", "right"]
+        );
+        assert_eq!(
+            agree(&good, "2026-12-03 10:20:30.123456000"),
+            ["unsure", "right"]
+        );
+
+        let mut changed = Vec::new();
+        let mut row = good.clone();
+        row.body = row.body.replace("hello", "jello");
+        changed.push(row); // the leaf hash no longer matches
+        let mut row = good.clone();
+        row.leaf_hash = row.leaf_hash.to_uppercase();
+        changed.push(row);
+        for edit in [
+            |r: &mut StoredEntry| r.actor = "01900000-0000-7000-8000-00000000cafe".into(),
+            |r: &mut StoredEntry| r.action = "user.logout".into(),
+            |r: &mut StoredEntry| r.subject = None,
+            |r: &mut StoredEntry| r.subject = Some("other".into()),
+            |r: &mut StoredEntry| r.at = time("2026-12-03 10:20:30.123457"),
+            |r: &mut StoredEntry| r.seq = 6,
+        ] {
+            let mut row = good.clone();
+            edit(&mut row);
+            changed.push(row);
+        }
+        for row in &changed {
+            let answers = agree(row, &row.at.format("%F %T%.f").to_string());
+            assert!(!answers.contains(&"right"), "{row:?}: {answers:?}");
+            assert!(entry_fault(row, &leaf_hash(row.body.as_bytes())).is_some());
+        }
+
+        // A body in another shape with the same fields: valid, not canonical.
+        let mut row = good.clone();
+        row.body = row.body.replacen(",\"actor\"", ", \"actor\"", 1);
+        row.leaf_hash = hex::encode(leaf_hash(row.body.as_bytes()));
+        assert_eq!(agree(&row, at), ["unsure", "unsure"]);
+        assert_eq!(entry_fault(&row, &leaf_hash(row.body.as_bytes())), None);
+        // And one that is not an entry at all.
+        row.body = "{\"seq\":5}".into();
+        row.leaf_hash = hex::encode(leaf_hash(row.body.as_bytes()));
+        assert_eq!(agree(&row, at), ["unsure", "unsure"]);
+    }
 }

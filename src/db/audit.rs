@@ -572,6 +572,229 @@ pub fn rows_after(conn: &mut DbConn, after: i64, limit: i64) -> Result<Vec<Store
         .load(conn)?)
 }
 
+/// One entry's columns as `audit verify` reads them, borrowed from an [`EntryBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryColumns<'a> {
+    pub seq: i64,
+    pub at: AtColumn<'a>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+    pub leaf_hash: &'a str,
+}
+
+/// `at` as each engine hands it over: SQLite's stored text (diesel writes `%F %T%.f`),
+/// PostgreSQL's timestamp. Taking SQLite's as text spares a chrono parse per row; what the
+/// text means is decided by [`rows_after`]'s typed read whenever it is not the plain form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtColumn<'a> {
+    Text(&'a str),
+    Time(NaiveDateTime),
+}
+
+impl AtColumn<'_> {
+    /// Whether this column holds the time the body's `at` names, decided cheaply: `true`
+    /// only when the body's text is exactly what `format_at` writes and the column is that
+    /// instant (on SQLite: in the very text diesel writes for it). `false` means "not
+    /// shown", and the caller then compares them the slow way.
+    pub fn plainly_equals(&self, body_at: &str) -> bool {
+        let Some(t) = crate::audit::entry::parse_canonical_at(body_at) else {
+            return false;
+        };
+        match *self {
+            AtColumn::Time(column) => column == t,
+            AtColumn::Text(column) => {
+                // Diesel stores `%F %T%.f`: the date, a space, the time, and the fraction
+                // with 0, 3 or 6 digits for whole seconds, milliseconds or microseconds.
+                let b = body_at.as_bytes();
+                let digits = match t.and_utc().timestamp_subsec_micros() {
+                    0 => 0,
+                    us if us % 1000 == 0 => 3,
+                    _ => 6,
+                };
+                let mut text = [0u8; 26];
+                text[..19].copy_from_slice(&b[..19]);
+                text[10] = b' ';
+                text[19] = b'.';
+                text[20..26].copy_from_slice(&b[20..26]);
+                let len = if digits == 0 { 19 } else { 20 + digits };
+                column.as_bytes() == &text[..len]
+            }
+        }
+    }
+}
+
+/// A batch of entries for `audit verify`, packed into one text buffer that is reused from
+/// batch to batch: no allocation per row once the buffers have grown.
+#[derive(Debug, Default)]
+pub struct EntryBatch {
+    text: String,
+    rows: Vec<PackedRow>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PackedRow {
+    seq: i64,
+    /// PostgreSQL's `at`; SQLite's is the last of the texts.
+    time: Option<NaiveDateTime>,
+    /// Where body, leaf_hash, actor, action, subject and (SQLite) at end in `text`.
+    ends: [usize; 6],
+    has_subject: bool,
+}
+
+impl EntryBatch {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn last_seq(&self) -> Option<i64> {
+        self.rows.last().map(|r| r.seq)
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.rows.clear();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        seq: i64,
+        at: AtColumn<'_>,
+        actor: &str,
+        action: &str,
+        subject: Option<&str>,
+        body: &str,
+        leaf_hash: &str,
+    ) {
+        let mut ends = [0; 6];
+        let texts = [
+            body,
+            leaf_hash,
+            actor,
+            action,
+            subject.unwrap_or(""),
+            match at {
+                AtColumn::Text(t) => t,
+                AtColumn::Time(_) => "",
+            },
+        ];
+        for (end, t) in ends.iter_mut().zip(texts) {
+            self.text.push_str(t);
+            *end = self.text.len();
+        }
+        self.rows.push(PackedRow {
+            seq,
+            time: match at {
+                AtColumn::Time(t) => Some(t),
+                AtColumn::Text(_) => None,
+            },
+            ends,
+            has_subject: subject.is_some(),
+        });
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = EntryColumns<'_>> + '_ {
+        let mut start = 0;
+        self.rows.iter().map(move |r| {
+            let mut from = start;
+            let mut field = |i: usize| {
+                let t = &self.text[from..r.ends[i]];
+                from = r.ends[i];
+                t
+            };
+            let (body, leaf_hash, actor, action, subject, at) =
+                (field(0), field(1), field(2), field(3), field(4), field(5));
+            start = r.ends[5];
+            EntryColumns {
+                seq: r.seq,
+                at: match r.time {
+                    Some(t) => AtColumn::Time(t),
+                    None => AtColumn::Text(at),
+                },
+                actor,
+                action,
+                subject: r.has_subject.then_some(subject),
+                body,
+                leaf_hash,
+            }
+        })
+    }
+}
+
+/// Rows with `seq > after`, in order, at most `limit`, into `batch` (emptied first): what
+/// `audit verify` walks. The same rows as [`rows_after`], read row by row straight into the
+/// batch's buffers on each engine's own connection type (the general one goes through
+/// extra conversions per value).
+pub fn read_entries(
+    conn: &mut DbConn,
+    after: i64,
+    limit: i64,
+    batch: &mut EntryBatch,
+) -> Result<()> {
+    use diesel::connection::DefaultLoadingMode;
+    use diesel::sql_types::Text;
+    batch.clear();
+    let e = audit_entries::table
+        .filter(audit_entries::seq.gt(after))
+        .order(audit_entries::seq.asc())
+        .limit(limit);
+    match conn {
+        DbConn::Sqlite(c) => {
+            type Row = (i64, String, String, String, Option<String>, String, String);
+            let rows = e
+                .select((
+                    audit_entries::seq,
+                    diesel::dsl::sql::<Text>("at"),
+                    audit_entries::actor,
+                    audit_entries::action,
+                    audit_entries::subject,
+                    audit_entries::body,
+                    audit_entries::leaf_hash,
+                ))
+                .load_iter::<Row, DefaultLoadingMode>(c)?;
+            for row in rows {
+                let (seq, at, actor, action, subject, body, hash) = row?;
+                let at = AtColumn::Text(&at);
+                batch.push(seq, at, &actor, &action, subject.as_deref(), &body, &hash);
+            }
+        }
+        DbConn::Postgres(c) => {
+            type Row = (
+                i64,
+                NaiveDateTime,
+                String,
+                String,
+                Option<String>,
+                String,
+                String,
+            );
+            let rows = e
+                .select((
+                    audit_entries::seq,
+                    audit_entries::at,
+                    audit_entries::actor,
+                    audit_entries::action,
+                    audit_entries::subject,
+                    audit_entries::body,
+                    audit_entries::leaf_hash,
+                ))
+                .load_iter::<Row, DefaultLoadingMode>(c)?;
+            for row in rows {
+                let (seq, at, actor, action, subject, body, hash) = row?;
+                let at = AtColumn::Time(at);
+                batch.push(seq, at, &actor, &action, subject.as_deref(), &body, &hash);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The lowest seq of any row (none when the table is empty).
 pub fn min_seq(conn: &mut DbConn) -> Result<Option<i64>> {
     Ok(audit_entries::table
