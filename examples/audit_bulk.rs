@@ -19,6 +19,24 @@
 //! - action `policy.activated` (5 entries, at 1, 30 %, 55 %, 80 %, 99.5 % of N).
 //!
 //! Entries are deterministic except for their ids made from the clock (UUIDv7) and `at`.
+//!
+//! ```text
+//! audit_bulk URL N --fast [ROWS_PER_TX]
+//! ```
+//! The benchmark loader, for logs of many millions (the append path does 1,700-6,000
+//! entries/s here, so 10M would take hours). It builds the same mix of entries in memory,
+//! with their canonical bodies (`countersign::audit::entry_body`), leaf hashes and the
+//! stored tree's nodes (`countersign::audit::proof::nodes_completed_by`, fed from the last
+//! node of each level, so exactly the nodes `append` stores), and writes them with
+//! multi-row INSERTs, ROWS_PER_TX (200,000) per transaction. `at` starts at
+//! 2026-01-01T00:00:00Z and grows by 50 ms (and some µs) per entry, so times never go
+//! backwards.
+//! Only on an empty log, and only for benchmarks: the triggers that make every insert
+//! take the next seq and the head move one entry at a time (and so forbid multi-row
+//! loads) are set aside while it runs: on SQLite dropped and re-created from their own
+//! text in `sqlite_master` at the end, on PostgreSQL skipped with `session_replication_role
+//! = replica` (the URL's role must be a superuser). `countersign audit verify` says ok on
+//! the result.
 
 use countersign::audit::action::{LockScope, LoginFailure, PolicyFileRecord};
 use countersign::audit::{text_sha256, Actor, AuditAction};
@@ -354,7 +372,7 @@ impl Gen {
                     channel: "x".into(),
                     error: "429 Too Many Requests: rate limit exceeded".into(),
                     attempt: self.rng.gen_range(1..5),
-                    retry_at: rfc3339_now(),
+                    retry_at: Some(rfc3339_now()),
                 },
             ),
             _ => (
@@ -372,10 +390,18 @@ impl Gen {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        anyhow::bail!("usage: audit_bulk URL N [BATCH]");
+        anyhow::bail!("usage: audit_bulk URL N [BATCH] | audit_bulk URL N --fast [ROWS_PER_TX]");
     }
     let url = &args[1];
     let n: u64 = args[2].replace('_', "").parse()?;
+    if args.get(3).map(String::as_str) == Some("--fast") {
+        let per_tx: u64 = args
+            .get(4)
+            .map(|b| b.replace('_', "").parse())
+            .transpose()?
+            .unwrap_or(200_000);
+        return fast::load(url, n, per_tx);
+    }
     let batch: u64 = args
         .get(3)
         .map(|b| b.replace('_', "").parse())
@@ -433,4 +459,204 @@ fn main() -> anyhow::Result<()> {
         "# rare subject {RARE_SUBJECT}, rare actor {RARE_ACTOR}, rare action policy.activated"
     );
     Ok(())
+}
+
+/// The benchmark loader (`--fast`): see the module's documentation.
+mod fast {
+    use super::Gen;
+    use countersign::audit::merkle::Hash;
+    use countersign::audit::proof::{nodes_completed_by, NodeId};
+    use countersign::audit::{entry_body, leaf_hash};
+    use countersign::db::schema::{audit_entries, audit_head, audit_tree};
+    use countersign::db::DbConn;
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use std::time::Instant;
+
+    type EntryRow = (
+        i64,
+        chrono::NaiveDateTime,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+    );
+
+    /// Rows per INSERT: under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+    const ENTRIES_PER_INSERT: usize = 4_000;
+    const NODES_PER_INSERT: usize = 10_000;
+
+    /// The SQLite triggers that refuse a multi-row load (see the module's documentation).
+    const SQLITE_TRIGGERS: [&str; 2] = ["audit_entries_next_seq", "audit_head_forward"];
+
+    #[derive(QueryableByName)]
+    struct Sql {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        sql: String,
+    }
+
+    pub fn load(url: &str, n: u64, per_tx: u64) -> anyhow::Result<()> {
+        let db = countersign::db::Db::connect(url, 1)?;
+        db.migrate()?;
+        let mut conn = db.conn()?;
+        let conn: &mut DbConn = &mut conn;
+        let head = countersign::db::audit::head_size(conn)?;
+        anyhow::ensure!(
+            head == 0,
+            "--fast loads only an empty log (this one has {head})"
+        );
+        // Saved before anything is dropped, so the schema comes back exactly as migrated.
+        let mut triggers = Vec::new();
+        match conn {
+            DbConn::Sqlite(c) => {
+                c.batch_execute("PRAGMA synchronous = OFF; PRAGMA cache_size = -1000000;")?;
+                for name in SQLITE_TRIGGERS {
+                    let found: Vec<Sql> = diesel::sql_query(
+                        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(name)
+                    .load(c)?;
+                    let sql = found
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| anyhow::anyhow!("no trigger {name} to set aside"))?;
+                    triggers.push(sql.sql);
+                    c.batch_execute(&format!("DROP TRIGGER {name}"))?;
+                }
+            }
+            DbConn::Postgres(c) => c.batch_execute(
+                "SET session_replication_role = replica; SET synchronous_commit = off",
+            )?,
+        }
+        let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")?.naive_utc();
+        let mut gen = Gen::new(n);
+        // last[level]: the newest stored node of each level, the left sibling of the next.
+        let mut last: Vec<Hash> = Vec::new();
+        let t0 = Instant::now();
+        println!("# size tx_s total_entries_per_s elapsed_s");
+        let mut seq = 0u64;
+        while seq < n {
+            let this = per_tx.min(n - seq);
+            let tb = Instant::now();
+            let mut entries: Vec<EntryRow> = Vec::with_capacity(this as usize);
+            let mut nodes: Vec<(i32, i64, Vec<u8>)> = Vec::with_capacity(this as usize);
+            for s in seq + 1..=seq + this {
+                let (actor, subject, action) = gen.entry(s);
+                // 50 ms apart, plus under a millisecond so most times have six digits.
+                let at = start
+                    + chrono::Duration::microseconds(50_000 * s as i64 + (s * 7919 % 1000) as i64);
+                let name = action.name().as_str();
+                let body = entry_body(
+                    s as i64,
+                    at.and_utc(),
+                    &actor,
+                    name,
+                    subject.as_deref(),
+                    &action.data()?,
+                )?;
+                let leaf = leaf_hash(body.as_bytes());
+                let index = s - 1;
+                let completed = nodes_completed_by(index, leaf, |id: NodeId| {
+                    last.get(id.level as usize)
+                        .copied()
+                        .ok_or_else(|| anyhow::anyhow!("no node at level {}", id.level))
+                })?;
+                set(&mut last, 0, leaf);
+                for (id, hash) in completed {
+                    set(&mut last, id.level as usize, hash);
+                    nodes.push((id.level as i32, id.index as i64, hash.to_vec()));
+                }
+                entries.push((
+                    s as i64,
+                    at,
+                    actor.to_string(),
+                    name.to_string(),
+                    subject,
+                    body,
+                    hex::encode(leaf),
+                ));
+            }
+            let new_size = (seq + this) as i64;
+            // Multi-row INSERTs exist only on each engine's own connection type, not on the
+            // service's connection over both: the same code for each.
+            macro_rules! write_batch {
+                ($c:expr) => {
+                    $c.transaction::<_, diesel::result::Error, _>(|c| {
+                        for chunk in entries.chunks(ENTRIES_PER_INSERT) {
+                            let values: Vec<_> = chunk
+                                .iter()
+                                .map(|(seq, at, actor, action, subject, body, hash)| {
+                                    (
+                                        audit_entries::seq.eq(*seq),
+                                        audit_entries::at.eq(*at),
+                                        audit_entries::actor.eq(actor),
+                                        audit_entries::action.eq(action),
+                                        audit_entries::subject.eq(subject.as_deref()),
+                                        audit_entries::body.eq(body),
+                                        audit_entries::leaf_hash.eq(hash),
+                                    )
+                                })
+                                .collect();
+                            diesel::insert_into(audit_entries::table)
+                                .values(values)
+                                .execute(c)?;
+                        }
+                        for chunk in nodes.chunks(NODES_PER_INSERT) {
+                            let values: Vec<_> = chunk
+                                .iter()
+                                .map(|(level, idx, hash)| {
+                                    (
+                                        audit_tree::level.eq(*level),
+                                        audit_tree::idx.eq(*idx),
+                                        audit_tree::hash.eq(hash),
+                                    )
+                                })
+                                .collect();
+                            diesel::insert_into(audit_tree::table)
+                                .values(values)
+                                .execute(c)?;
+                        }
+                        diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+                            .set((
+                                audit_head::size.eq(new_size),
+                                audit_head::tree_size.eq(new_size),
+                            ))
+                            .execute(c)?;
+                        Ok(())
+                    })?
+                };
+            }
+            match &mut *conn {
+                DbConn::Sqlite(c) => write_batch!(c),
+                DbConn::Postgres(c) => write_batch!(c),
+            }
+            seq += this;
+            let el = t0.elapsed().as_secs_f64();
+            println!(
+                "{seq} {:.2} {:.0} {el:.1}",
+                tb.elapsed().as_secs_f64(),
+                seq as f64 / el
+            );
+        }
+        if let DbConn::Sqlite(c) = conn {
+            for sql in &triggers {
+                c.batch_execute(sql)?;
+            }
+            c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
+        let el = t0.elapsed().as_secs_f64();
+        println!(
+            "# loaded {n} entries in {el:.1} s: {:.0} entries/s",
+            n as f64 / el
+        );
+        Ok(())
+    }
+
+    fn set(last: &mut Vec<Hash>, level: usize, hash: Hash) {
+        if last.len() <= level {
+            last.resize(level + 1, [0; 32]);
+        }
+        last[level] = hash;
+    }
 }
