@@ -53,6 +53,13 @@ pub struct Settings {
     pub checkpoint_mail_interval: std::time::Duration,
     /// More addresses that get every checkpoint, besides auditors with an e-mail.
     pub auditor_emails: Vec<String>,
+    /// Posting attempts before a draft is `post_failed` (`COUNTERSIGN_POST_ATTEMPTS`).
+    pub post_attempts: u32,
+    /// The From address of every mail (`COUNTERSIGN_MAIL_FROM`).
+    pub mail_from: String,
+    /// The address people open, without a trailing slash, for links in mail
+    /// (`COUNTERSIGN_PUBLIC_URL`; `http://` + the bind address by default).
+    pub public_url: String,
 }
 
 impl std::fmt::Debug for Settings {
@@ -85,6 +92,9 @@ impl std::fmt::Debug for Settings {
             .field("retention_years", &self.retention_years)
             .field("checkpoint_mail_interval", &self.checkpoint_mail_interval)
             .field("auditor_emails", &self.auditor_emails)
+            .field("post_attempts", &self.post_attempts)
+            .field("mail_from", &self.mail_from)
+            .field("public_url", &redact_url(&self.public_url))
             .finish()
     }
 }
@@ -172,7 +182,7 @@ pub enum ConfigError {
 }
 
 /// Every setting's name without the `COUNTERSIGN_` prefix, lower case (the TOML key).
-const KEYS: [&str; 21] = [
+const KEYS: [&str; 24] = [
     "database_url",
     "bind",
     "policies",
@@ -194,6 +204,9 @@ const KEYS: [&str; 21] = [
     "retention_years",
     "checkpoint_mail_minutes",
     "auditor_emails",
+    "post_attempts",
+    "mail_from",
+    "public_url",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +233,9 @@ struct FileSettings {
     retention_years: Option<toml::Value>,
     checkpoint_mail_minutes: Option<toml::Value>,
     auditor_emails: Option<toml::Value>,
+    post_attempts: Option<toml::Value>,
+    mail_from: Option<String>,
+    public_url: Option<String>,
 }
 
 impl Settings {
@@ -287,6 +303,9 @@ impl Settings {
                     parsed.checkpoint_mail_minutes.map(as_text),
                 ),
                 ("auditor_emails", parsed.auditor_emails.map(as_text)),
+                ("post_attempts", parsed.post_attempts.map(as_text)),
+                ("mail_from", parsed.mail_from),
+                ("public_url", parsed.public_url),
             ];
             for (key, value) in from_file {
                 if let Some(v) = value {
@@ -507,12 +526,7 @@ impl Settings {
         let mut auditor_emails = Vec::new();
         if let Some((list, origin)) = get("auditor_emails") {
             for address in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-                let ok = address.len() <= 254
-                    && address
-                        .split_once('@')
-                        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-                    && !address.contains([' ', '<', '>', '\n', '\r']);
-                if !ok {
+                if !is_mail_address(address) {
                     return Err(invalid(
                         "COUNTERSIGN_AUDITOR_EMAILS",
                         origin,
@@ -522,6 +536,42 @@ impl Settings {
                 auditor_emails.push(address.to_string());
             }
         }
+        let post_attempts = whole(
+            "post_attempts",
+            "COUNTERSIGN_POST_ATTEMPTS",
+            "8",
+            1..=1000,
+            "attempts",
+        )? as u32;
+        let (mail_from, origin) = get("mail_from").unwrap_or(("countersign@localhost", "default"));
+        let mail_from = mail_from.trim();
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "COUNTERSIGN_MAIL_FROM",
+                origin,
+                format!("{mail_from:?} is not an e-mail address (or `Name <address>`)"),
+            ));
+        }
+        let public_url = match get("public_url") {
+            None => format!("http://{bind}"),
+            Some((v, origin)) => {
+                let v = v.trim().trim_end_matches('/');
+                let ok = (v.starts_with("https://") || v.starts_with("http://"))
+                    && v.len() > "https://".len()
+                    && !v.contains(['?', '#', ' ', '\n', '\r']);
+                if !ok {
+                    return Err(invalid(
+                        "COUNTERSIGN_PUBLIC_URL",
+                        origin,
+                        format!(
+                            "{:?} is not an http(s) address such as https://replies.example.com",
+                            redact_url(v)
+                        ),
+                    ));
+                }
+                v.to_string()
+            }
+        };
         let log_origin = match get("log_origin") {
             None => None,
             Some((v, origin)) => {
@@ -562,8 +612,21 @@ impl Settings {
             retention_years,
             checkpoint_mail_interval,
             auditor_emails,
+            post_attempts,
+            mail_from: mail_from.to_string(),
+            public_url,
         })
     }
+}
+
+/// Whether `address` looks like a deliverable e-mail address (`local@domain.tld`, no
+/// spaces or angle brackets: one address, not a list or a display name).
+pub fn is_mail_address(address: &str) -> bool {
+    address.len() <= 254
+        && address
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
+        && !address.contains([' ', '<', '>', ',', ';', '\n', '\r', '\0'])
 }
 
 #[cfg(test)]

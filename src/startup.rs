@@ -2,7 +2,6 @@
 
 use crate::app::{Context, PolicyStore};
 use crate::channels::log::LogChannel;
-use crate::channels::Channel;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -17,6 +16,7 @@ use tokio::sync::Notify;
 pub struct Application {
     listener: TcpListener,
     ctx: Context,
+    workers: bool,
 }
 
 impl Application {
@@ -51,6 +51,9 @@ impl Application {
             }
             log
         };
+        let clock = crate::app::clock::Clock::system();
+        let mailer = crate::mail::Mailer::from_url(&settings.smtp_url)
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", settings.bind)))?;
         Ok(Application {
@@ -58,12 +61,23 @@ impl Application {
             ctx: Context {
                 db,
                 policies,
-                settings: Arc::new(settings),
                 hashing: crate::app::passwords::HashingPool::for_this_machine()?,
-                posting_wakeup: Arc::new(Notify::new()),
-                log,
+                jobs_wakeup: Arc::new(Notify::new()),
+                clock: clock.clone(),
+                channel: Arc::new(LogChannel::new(settings.post_log.clone())),
+                mailer: Arc::new(mailer),
+                log: log.with_clock(clock),
+                settings: Arc::new(settings),
             },
+            workers: true,
         })
+    }
+
+    /// Serves without the background job worker: jobs wait until something runs them
+    /// (`workers::run_pending_jobs`), so a test decides when they run.
+    pub fn without_workers(mut self) -> Application {
+        self.workers = false;
+        self
     }
 
     /// The bound address (the port is the OS's choice when the setting asked for 0).
@@ -118,26 +132,18 @@ impl Application {
             on_ready(handle);
         });
 
-        let channel: Arc<dyn Channel> =
-            Arc::new(LogChannel::new(self.ctx.settings.post_log.clone()));
         let stop = Arc::new(Notify::new());
-        let worker = tokio::spawn(crate::workers::posting::run(
-            self.ctx.db.clone(),
-            channel,
-            self.ctx.posting_wakeup.clone(),
-            stop.clone(),
-        ));
+        let worker = self
+            .workers
+            .then(|| tokio::spawn(crate::workers::run(self.ctx.clone(), stop.clone())));
         let housekeeping = tokio::spawn(prune_hourly(self.ctx.db.clone()));
-        let checkpoints = tokio::spawn(crate::app::checkpoints::run(
-            self.ctx.db.clone(),
-            self.ctx.log.clone(),
-            self.ctx.settings.checkpoint_every,
-            self.ctx.settings.checkpoint_interval,
-        ));
+        let checkpoints = tokio::spawn(crate::app::checkpoints::run(self.ctx.clone()));
 
         let result = server.await;
         stop.notify_one();
-        let _ = worker.await;
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
         reloader.abort();
         housekeeping.abort();
         checkpoints.abort();

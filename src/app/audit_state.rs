@@ -175,12 +175,32 @@ impl Replayed {
                     m.state = "answered";
                 }
             }
-            A::PostFailed => self.move_draft(e, &subject, DraftState::PostFailed),
-            A::PostRefused => self.move_draft(e, &subject, DraftState::PendingReview),
+            // With a retry ahead the draft stays `approved`; without, it is `post_failed`.
+            A::PostFailed => {
+                if e.data.get("retry_at").is_some_and(|r| r.is_null()) {
+                    self.move_draft(e, &subject, DraftState::PostFailed)
+                }
+            }
+            A::PostRefused => {
+                // Entries from before the checks re-ran at posting carry no `state`.
+                let to = e
+                    .data
+                    .get("state")
+                    .and_then(|s| s.as_str())
+                    .map(|s| s.parse::<DraftState>());
+                match to {
+                    None => self.move_draft(e, &subject, DraftState::PendingReview),
+                    Some(Ok(to)) => self.move_draft(e, &subject, to),
+                    Some(Err(err)) => self.faults.push((e.seq, format!("post.refused: {err}"))),
+                }
+            }
+            A::PostRetried => self.move_draft(e, &subject, DraftState::Approved),
             A::UserLogin
             | A::UserLoginFailed
             | A::UserLockedOut
             | A::UserLogout
+            | A::MailSent
+            | A::MailFailed
             | A::PolicyActivated => {}
         }
     }

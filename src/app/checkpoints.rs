@@ -10,7 +10,7 @@
 use crate::audit::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::config::Settings;
 use crate::db::audit::{LogIdentity, StoredCheckpoint};
-use crate::db::{self, Db, DbConn};
+use crate::db::{self, DbConn};
 use crate::error::{Error, Result};
 use base64::Engine;
 use std::path::Path;
@@ -20,6 +20,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct LogSigner {
     signer: Arc<NoteSigner>,
+    /// The service's clock, for the checkpoints' times and when one is due.
+    clock: super::clock::Clock,
 }
 
 impl LogSigner {
@@ -115,20 +117,31 @@ impl LogSigner {
             })?;
         Ok(LogSigner {
             signer: Arc::new(signer),
+            clock: super::clock::Clock::system(),
         })
+    }
+
+    /// The same signer, reading the time from `clock` (the service's).
+    pub fn with_clock(self, clock: super::clock::Clock) -> LogSigner {
+        LogSigner { clock, ..self }
     }
 
     /// The checkpoint of the log at its head, made and stored if none exists for that size
     /// (another instance may have made it: the stored one is returned then).
     pub fn checkpoint_head(&self, conn: &mut DbConn) -> Result<StoredCheckpoint> {
-        db::write_tx(conn, |conn| checkpoint_in_tx(conn, &self.signer))
+        let t = self.clock.now().naive_utc();
+        db::write_tx(conn, |conn| checkpoint_in_tx(conn, &self.signer, t))
     }
 }
 
 /// Makes (or finds) the checkpoint at the head inside the caller's write transaction. A
 /// stored one is returned only if it is this log's: signed by this key, over the root the
 /// stored tree gives at its size. Anything else fails closed rather than being handed out.
-fn checkpoint_in_tx(conn: &mut DbConn, signer: &NoteSigner) -> Result<StoredCheckpoint> {
+fn checkpoint_in_tx(
+    conn: &mut DbConn,
+    signer: &NoteSigner,
+    t: chrono::NaiveDateTime,
+) -> Result<StoredCheckpoint> {
     let size = db::audit::head_size(conn)?;
     let root = db::audit::root_at(conn, size as u64)?;
     if let Some(existing) = db::audit::checkpoint_at(conn, size)? {
@@ -154,7 +167,7 @@ fn checkpoint_in_tx(conn: &mut DbConn, signer: &NoteSigner) -> Result<StoredChec
         size,
         &base64::engine::general_purpose::STANDARD.encode(root),
         &note,
-        super::now().naive_utc(),
+        t,
     )
 }
 
@@ -285,7 +298,7 @@ pub fn checkpoint_if_due(
         None => true,
         Some(cp) if cp.tree_size >= head => false,
         Some(cp) => {
-            let age = super::now().naive_utc() - cp.created_at;
+            let age = signer.clock.now().naive_utc() - cp.created_at;
             (head - cp.tree_size) as u64 >= every
                 || age.to_std().map(|a| a >= interval).unwrap_or(false)
         }
@@ -297,21 +310,77 @@ pub fn checkpoint_if_due(
     }
 }
 
+/// Mails the latest checkpoint to the auditors (spec/mail.md) when the last such mail is
+/// at least `COUNTERSIGN_CHECKPOINT_MAIL_MINUTES` old and was of an older checkpoint. Reads
+/// only, when nothing is due or nobody is to be told. Instances share the decision through
+/// the job queue: the mails of one checkpoint have one key per address, so two instances
+/// that decide at once still send each mail once. Returns how many mails were enqueued.
+pub fn mail_checkpoint_if_due(ctx: &super::Context, conn: &mut DbConn) -> Result<usize> {
+    use super::jobs::Job;
+    let Some(cp) = db::audit::latest_checkpoint(conn)? else {
+        return Ok(0);
+    };
+    let t = ctx.clock.now().naive_utc();
+    if let Some(last) = db::jobs::latest_of_kind(conn, super::mail::CheckpointMail::KIND)? {
+        let mailed_size = last
+            .unique_key
+            .as_deref()
+            .and_then(|k| k.strip_prefix(CHECKPOINT_MAIL_KEY))
+            .and_then(|k| k.split(':').next())
+            .and_then(|n| n.parse::<i64>().ok());
+        let recent = (t - last.created_at)
+            .to_std()
+            .map(|age| age < ctx.settings.checkpoint_mail_interval)
+            .unwrap_or(true);
+        if recent || mailed_size >= Some(cp.tree_size) {
+            return Ok(0);
+        }
+    }
+    let to = super::notify::checkpoint_recipients(ctx, conn)?;
+    if to.is_empty() {
+        return Ok(0);
+    }
+    let key = format!("{CHECKPOINT_MAIL_KEY}{}:", cp.tree_size);
+    let sent = db::write_tx(conn, |conn| {
+        super::notify::checkpoint(ctx, conn, to, &cp.note, cp.tree_size, &key, t)
+    })?;
+    ctx.wake_workers();
+    Ok(sent)
+}
+
+/// The key prefix of the checkpoint mails' jobs: `checkpoint-mail:SIZE:ADDRESS`.
+const CHECKPOINT_MAIL_KEY: &str = "checkpoint-mail:";
+
 /// The checkpointing task of `serve` (the one at start is made by `startup`): a look every
-/// second, which only reads unless a checkpoint is due.
-pub async fn run(db: Db, signer: LogSigner, every: u64, interval: std::time::Duration) {
+/// second, which only reads unless a checkpoint (or its mail to the auditors) is due.
+pub async fn run(ctx: super::Context) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (every, interval) = (
+        ctx.settings.checkpoint_every,
+        ctx.settings.checkpoint_interval,
+    );
     loop {
         tick.tick().await;
-        let signer = signer.clone();
-        let made = db
-            .run(move |conn| checkpoint_if_due(conn, &signer, every, interval))
+        let c = ctx.clone();
+        let made = ctx
+            .db
+            .run(move |conn| {
+                let made = checkpoint_if_due(conn, &c.log, every, interval)?;
+                let mailed = mail_checkpoint_if_due(&c, conn)?;
+                Ok((made, mailed))
+            })
             .await;
         match made {
-            Ok(Some(cp)) => tracing::info!(tree_size = cp.tree_size, "checkpoint signed"),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "making a checkpoint failed"),
+            Ok((made, mailed)) => {
+                if let Some(cp) = made {
+                    tracing::info!(tree_size = cp.tree_size, "checkpoint signed");
+                }
+                if mailed > 0 {
+                    tracing::info!(mails = mailed, "checkpoint mailed to the auditors");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "making or mailing a checkpoint failed"),
         }
     }
 }

@@ -2,12 +2,15 @@
 //! `domain::workflow`'s table, inside the write transaction that makes it, so two
 //! concurrent requests can never both move the same draft.
 
+use super::jobs::enqueue;
+use super::notify;
+use super::posting::PostReply;
 use super::views::{DraftSummary, DraftView};
-use super::{now, Caller, Context};
+use super::{Caller, Context};
 use crate::audit::{text_sha256, ActionName, Actor, AuditAction};
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::{self, write_tx, DbConn};
-use crate::domain::ids::{DraftId, InboundId, PostJobId, ReviewId, UserId};
+use crate::domain::ids::{DraftId, InboundId, ReviewId, UserId};
 use crate::domain::roles::Permission;
 use crate::domain::text::check_field;
 use crate::domain::workflow::{approvals_needed, may_review, Decision, DraftEvent, DraftState};
@@ -15,9 +18,6 @@ use crate::error::{Error, Result};
 use crate::policy::{CheckReport, Verdict};
 
 pub const MAX_TEXT_CHARS: usize = 10_000;
-
-/// The channel a reply goes out on.
-pub const POST_CHANNEL_LOG: &str = "log";
 
 fn validate_text(text: &str) -> Result<()> {
     check_field("text", text, MAX_TEXT_CHARS, true).map_err(Error::BadRequest)
@@ -56,9 +56,11 @@ fn next_state(d: &DraftRow, event: DraftEvent) -> Result<DraftState> {
             DraftEvent::Approve { .. } | DraftEvent::Reject | DraftEvent::RequestChanges => {
                 "reviewed"
             }
-            DraftEvent::PostSucceeded | DraftEvent::PostFailed | DraftEvent::PostRefused => {
-                "posted"
-            }
+            DraftEvent::PostSucceeded
+            | DraftEvent::PostFailed
+            | DraftEvent::PostRefused
+            | DraftEvent::PostBlocked => "posted",
+            DraftEvent::Retry => "retried",
         };
         Error::Conflict(format!("a draft in state {state} cannot be {what}"))
     })
@@ -73,7 +75,7 @@ pub fn view(conn: &mut DbConn, id: &str) -> Result<DraftView> {
     let d = db::drafts::by_id(conn, id)?.ok_or_else(|| Error::not_found("draft", id))?;
     let revisions = db::drafts::revisions(conn, id)?;
     let reviews = db::drafts::reviews_of(conn, id)?;
-    let job = db::outbox::for_draft(conn, id)?;
+    let job = db::jobs::by_unique_key(conn, &format!("post:{id}"))?;
     DraftView::build(d, revisions, reviews, job)
 }
 
@@ -100,7 +102,7 @@ pub fn create(
                 inbound.state
             )));
         }
-        let t = now().naive_utc();
+        let t = ctx.clock.now().naive_utc();
         let draft = DraftRow {
             id: id.clone(),
             inbound_id: inbound.id.clone(),
@@ -172,7 +174,7 @@ pub fn revise(
         let mut d = load(conn, id)?;
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Revise)?;
-        let t = now().naive_utc();
+        let t = ctx.clock.now().naive_utc();
         d.state = state.as_str().into();
         d.revision += 1;
         d.text = text.to_string();
@@ -202,7 +204,7 @@ pub fn revise(
 /// Records `draft.submitted` with the report.
 pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> Result<DraftView> {
     caller.require(Permission::WriteDrafts)?;
-    write_tx(conn, |conn| {
+    let submitted = write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Submit)?;
@@ -213,7 +215,7 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
         d.state = state.as_str().into();
         d.check_report = report_json(&report)?;
         d.approvals_needed = approvals_needed(report.verdict) as i32;
-        let t = now().naive_utc();
+        let t = ctx.clock.now().naive_utc();
         d.updated_at = t;
         db::drafts::update(conn, &d)?;
         db::audit::append(
@@ -224,11 +226,29 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
             &AuditAction::DraftSubmitted {
                 revision: d.revision,
                 text_sha256: text_sha256(&d.text),
-                check: report,
+                check: report.clone(),
             },
         )?;
+        let inbound = db::inbound::by_id(conn, &d.inbound_id)?
+            .ok_or_else(|| Error::Internal(format!("draft {} names no inbound message", d.id)))?;
+        let writers = writers_of(conn, &d)?;
+        notify::review_needed(ctx, conn, &d, inbound.due_at, report.verdict, &writers, t)?;
         view(conn, &d.id)
-    })
+    });
+    ctx.wake_workers();
+    submitted
+}
+
+/// Everyone who wrote or revised the draft. Fails closed: a writer whose stored id cannot
+/// be read stops the caller (a four-eyes check must never lose a writer).
+fn writers_of(conn: &mut DbConn, d: &DraftRow) -> Result<Vec<UserId>> {
+    db::drafts::writers(conn, &d.id)?
+        .iter()
+        .map(|w| {
+            w.parse()
+                .map_err(|_| Error::Internal(format!("a stored writer id is unreadable: {w:?}")))
+        })
+        .collect()
 }
 
 /// A reviewer's decision on the revision they read.
@@ -255,15 +275,7 @@ pub fn review(
     check_field("comment", &r.comment, MAX_TEXT_CHARS, false).map_err(Error::BadRequest)?;
     let result = write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
-        // Fails closed: a writer whose id cannot be read stops the review.
-        let writers: Vec<UserId> = db::drafts::writers(conn, &d.id)?
-            .iter()
-            .map(|w| {
-                w.parse().map_err(|_| {
-                    Error::Internal(format!("a stored writer id is unreadable: {w:?}"))
-                })
-            })
-            .collect::<Result<_>>()?;
+        let writers = writers_of(conn, &d)?;
         if !may_review(caller.id, &writers) {
             return Err(Error::Forbidden(
                 "four eyes: nobody reviews a draft they wrote or revised".into(),
@@ -293,7 +305,7 @@ pub fn review(
             })
             .collect();
         let me = caller.id.to_string();
-        let t = now().naive_utc();
+        let t = ctx.clock.now().naive_utc();
         let (event, action) = match r.decision {
             Decision::Approve => {
                 if approvals_so_far.iter().any(|e| e.reviewer_id == me) {
@@ -363,22 +375,67 @@ pub fn review(
         d.updated_at = t;
         db::drafts::update(conn, &d)?;
         db::audit::append(conn, t, &Actor::User(caller.id), Some(&d.id), &action)?;
-        if state == DraftState::Approved {
-            db::outbox::enqueue(
-                conn,
-                &PostJobId::new().to_string(),
-                &d.id,
-                POST_CHANNEL_LOG,
-                t,
-            )?;
+        // The author hears of a decision: not of the first of two approvals.
+        let decided = match state {
+            DraftState::Approved => Some(Decision::Approve),
+            DraftState::ChangesRequested => Some(Decision::RequestChanges),
+            DraftState::Rejected => Some(Decision::Reject),
+            _ => None,
+        };
+        if let Some(decision) = decided {
+            notify::decision(ctx, conn, &d, decision, &caller.username, t)?;
         }
-        Ok((view(conn, &d.id)?, state == DraftState::Approved))
-    })?;
-    let (view, approved) = result;
-    if approved {
-        ctx.posting_wakeup.notify_one();
-    }
-    Ok(view)
+        if state == DraftState::Approved {
+            let job = PostReply {
+                draft_id: id,
+                channel: ctx.channel.name().to_string(),
+            };
+            enqueue(ctx, conn, &job, t)?;
+        }
+        view(conn, &d.id)
+    });
+    ctx.wake_workers();
+    result
+}
+
+/// Sends a `post_failed` draft back to posting: `approved` again, its post job re-armed
+/// with the same id (so the channel still recognises a post an earlier attempt may have
+/// made). Once per draft (spec/api.md). Records `post.retried`.
+///
+/// Errors: 403 without the reviewer role; 404 unknown draft; 409 when the draft is not
+/// `post_failed` or was retried before.
+pub fn retry(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> Result<DraftView> {
+    caller.require(Permission::Review)?;
+    let result = write_tx(conn, |conn| {
+        let mut d = load(conn, id)?;
+        let state = next_state(&d, DraftEvent::Retry)?;
+        if db::audit::last_about(conn, &d.id, ActionName::PostRetried)?.is_some() {
+            return Err(Error::Conflict(
+                "this reply was retried once already; write a new draft instead".into(),
+            ));
+        }
+        let t = ctx.clock.now().naive_utc();
+        d.state = state.as_str().into();
+        d.updated_at = t;
+        db::drafts::update(conn, &d)?;
+        db::audit::append(
+            conn,
+            t,
+            &Actor::User(caller.id),
+            Some(&d.id),
+            &AuditAction::PostRetried {
+                revision: d.revision,
+            },
+        )?;
+        let job = PostReply {
+            draft_id: id,
+            channel: ctx.channel.name().to_string(),
+        };
+        enqueue(ctx, conn, &job, t)?;
+        view(conn, &d.id)
+    });
+    ctx.wake_workers();
+    result
 }
 
 pub fn get(conn: &mut DbConn, caller: &Caller, id: DraftId) -> Result<DraftView> {

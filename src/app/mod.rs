@@ -7,8 +7,12 @@ pub mod audit;
 pub mod audit_state;
 pub mod bundles;
 pub mod checkpoints;
+pub mod clock;
 pub mod drafts;
 pub mod inbound;
+pub mod jobs;
+pub mod mail;
+pub mod notify;
 pub mod passwords;
 pub mod policies;
 pub mod posting;
@@ -76,10 +80,24 @@ pub struct Context {
     pub settings: Arc<Settings>,
     /// Where every password hash of the service is computed (bounded memory).
     pub hashing: passwords::HashingPool,
-    /// Wakes the posting worker when a job is enqueued (it also polls).
-    pub posting_wakeup: Arc<tokio::sync::Notify>,
+    /// Wakes the job worker when a job was enqueued (it also polls).
+    pub jobs_wakeup: Arc<tokio::sync::Notify>,
+    /// The one clock of the service (tests move it forward).
+    pub clock: clock::Clock,
+    /// Where approved replies go.
+    pub channel: Arc<dyn crate::channels::Channel>,
+    /// Where mail goes.
+    pub mailer: Arc<crate::mail::Mailer>,
     /// Signs the audit log's checkpoints.
     pub log: checkpoints::LogSigner,
+}
+
+impl Context {
+    /// Tells the job worker that jobs were enqueued; call after the transaction commits
+    /// (a worker woken before it would not see them yet, and sleep until its next poll).
+    pub fn wake_workers(&self) {
+        self.jobs_wakeup.notify_one();
+    }
 }
 
 /// The signed-in user a use case acts for.
@@ -105,9 +123,8 @@ impl Caller {
     }
 }
 
-/// Now, as stored in the database (UTC, microsecond precision so that SQLite and
-/// PostgreSQL round-trip the same value).
+/// The system's time, as stored in the database (UTC, to the microsecond), for code that
+/// runs without a [`Context`] (the command line, tools). The service reads `Context::clock`.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
-    let t = chrono::Utc::now();
-    chrono::DurationRound::duration_trunc(t, chrono::Duration::microseconds(1)).unwrap_or(t)
+    clock::Clock::system().now()
 }

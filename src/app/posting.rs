@@ -1,100 +1,311 @@
-//! The posting half of the outbox: claim a due job, and record what the channel said. The
-//! worker (`workers::posting`) calls the channel between the two, outside any transaction.
+//! Posting an approved reply, as a job of the job queue ([`PostReply`]): exactly once, and
+//! only the text that was approved.
+//!
+//! Before each attempt the run reads the draft and its own audit entries: the text must be
+//! the one submitted and approved as the log holds it (spec/audit.md "Subjects and the text
+//! hash"), and the checks are run again against the policies in force (spec/api.md "Drafts
+//! and reviews"). Only then is the channel called, outside any transaction; the channel is
+//! idempotent on the job's id, so a retry after a crash finds the post already made.
+//! What the run found is recorded with the job's fate in one transaction:
+//!
+//! | run found | job | draft | entry |
+//! | --- | --- | --- | --- |
+//! | posted | done | `posted`, message `answered` | `post.succeeded` |
+//! | a temporary failure | retried later | stays `approved` | `post.failed` with `retry_at` |
+//! | a permanent failure, or the attempts ran out | failed | `post_failed` | `post.failed`, `retry_at` null |
+//! | not the approved text | cancelled | `pending_review`, approvals void | `post.refused` |
+//! | the checks now block it | cancelled | `changes_requested`, approvals void | `post.refused` with the report |
+//! | the draft is no longer approved | cancelled | unchanged | none |
 
-use super::now;
+use super::jobs::{Attempt, Fate, Job, Outcome};
+use super::Context;
 use crate::audit::{text_sha256, ActionName, Actor, AuditAction, EntryBody};
 use crate::channels::{ChannelError, OutgoingReply, PostReceipt};
-use crate::db::outbox::PostJobRow;
-use crate::db::{self, write_tx, DbConn};
+use crate::db::{self, DbConn};
+use crate::domain::ids::DraftId;
 use crate::domain::workflow::{DraftEvent, DraftState};
 use crate::error::{Error, Result};
-use chrono::Duration;
+use crate::policy::{CheckReport, Verdict};
+use serde::{Deserialize, Serialize};
 
-/// How long a claimed job is held before another worker may take it over.
-pub const LEASE: Duration = Duration::seconds(60);
-
-/// Wait before the n-th retry: 5 s, 10 s, 20 s … capped at 10 minutes.
-pub fn retry_delay(attempts: i32) -> Duration {
-    let exp = attempts.clamp(1, 8) - 1;
-    Duration::seconds((5i64 << exp).min(600))
+/// The job that posts one approved draft. One per draft (re-armed, with the same id, when
+/// the draft is approved again after a refusal or retried after `post_failed`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostReply {
+    pub draft_id: DraftId,
+    /// The channel it goes out on (`log` until the networks' channels exist).
+    pub channel: String,
 }
 
-/// A claimed job with what the channel needs.
-pub struct ClaimedJob {
-    pub job: PostJobRow,
-    pub reply: OutgoingReply,
-    /// `text_sha256` of `reply.text`: the hash every counted approval carries.
-    pub text_sha256: String,
+/// What a posting run found.
+#[derive(Debug)]
+pub enum Posting {
+    Posted {
+        receipt: PostReceipt,
+        revision: i32,
+        in_reply_to: String,
+        text_sha256: String,
+    },
+    /// Nothing was posted, and the draft leaves `approved` for `to`.
+    Refused {
+        revision: i32,
+        text_sha256: String,
+        refusal: Refusal,
+        to: DraftState,
+        check: Option<CheckReport>,
+    },
+    /// The draft is not `approved` (any more): nothing to do.
+    Stale(DraftState),
 }
 
-/// What claiming found.
-pub enum Claim {
-    /// A job to post.
-    Post(Box<ClaimedJob>),
-    /// A job whose text was not the approved one: `post.refused` is recorded, the draft is
-    /// back in review, nothing is to be posted.
-    Refused { draft_id: String, reason: String },
-}
+impl Job for PostReply {
+    const KIND: &'static str = "post";
+    type Output = Posting;
 
-/// Claims the next due job, if any. Before anything is handed to a channel, the text in the
-/// draft must be the text that was submitted and approved, as the log records it (spec/
-/// audit.md "Subjects and the text hash"); otherwise the job ends as refused.
-pub fn claim(conn: &mut DbConn) -> Result<Option<Claim>> {
-    write_tx(conn, |conn| {
-        let t = now().naive_utc();
-        let Some(job) = db::outbox::claim_next(conn, t, t + LEASE)? else {
-            return Ok(None);
+    fn max_attempts(ctx: &Context) -> i32 {
+        ctx.settings.post_attempts as i32
+    }
+
+    fn unique_key(&self) -> Option<String> {
+        Some(format!("post:{}", self.draft_id))
+    }
+
+    fn run(&self, ctx: &Context, attempt: &Attempt) -> Outcome<Posting> {
+        let prepared = ctx.db.conn().and_then(|mut conn| {
+            db::read_snapshot(&mut conn, |conn| prepare(ctx, conn, self.draft_id))
+        });
+        let (reply_to, text, revision, hash) = match prepared {
+            Ok(Prepared::Post {
+                in_reply_to,
+                text,
+                revision,
+                text_sha256,
+            }) => (in_reply_to, text, revision, text_sha256),
+            Ok(Prepared::Skip(posting)) => return Outcome::Cancelled(posting),
+            Err(e) => return Outcome::Retry(format!("cannot read the draft: {e}")),
         };
-        let mut draft = db::drafts::by_id(conn, &job.draft_id)?
-            .ok_or_else(|| Error::Internal(format!("post job {} names no draft", job.id)))?;
-        let inbound = db::inbound::by_id(conn, &draft.inbound_id)?.ok_or_else(|| {
-            Error::Internal(format!("draft {} names no inbound message", draft.id))
-        })?;
-        let hash = text_sha256(&draft.text);
-        let entries = db::audit::about(conn, &draft.id)?;
-        if let Err(refusal) = approved_text(&entries, draft.revision, &hash) {
-            let state: DraftState = draft
-                .state
-                .parse()
-                .map_err(|e| Error::Internal(format!("stored draft state: {e}")))?;
-            let next = state
-                .apply(DraftEvent::PostRefused)
-                .ok_or_else(|| Error::Internal(format!("a claimed draft is in state {state}")))?;
-            draft.state = next.as_str().into();
-            draft.updated_at = t;
-            draft.post_error = Some(refusal.reason.clone());
-            db::drafts::update(conn, &draft)?;
-            db::drafts::void_approvals(conn, &draft.id, draft.revision, t)?;
-            db::outbox::mark_refused(conn, &job.id, &refusal.reason, t)?;
-            db::audit::append(
-                conn,
-                t,
-                &Actor::System,
-                Some(&draft.id),
-                &AuditAction::PostRefused {
-                    revision: draft.revision,
-                    text_sha256: hash,
-                    approved_text_sha256: refusal.approved,
-                    reason: refusal.reason.clone(),
-                },
-            )?;
-            return Ok(Some(Claim::Refused {
-                draft_id: draft.id,
-                reason: refusal.reason,
-            }));
-        }
         let reply = OutgoingReply {
-            idempotency_key: job.id.clone(),
-            draft_id: draft.id,
-            in_reply_to: inbound.external_id,
-            text: draft.text,
-            is_retry: job.attempts > 1,
+            idempotency_key: attempt.job_id.to_string(),
+            draft_id: self.draft_id.to_string(),
+            in_reply_to: reply_to.clone(),
+            text,
+            is_retry: attempt.is_retry(),
         };
-        Ok(Some(Claim::Post(Box::new(ClaimedJob {
-            job,
-            reply,
+        match ctx.channel.post(&reply) {
+            Ok(receipt) => {
+                tracing::info!(draft_id = %self.draft_id, post_id = %receipt.post_id, "reply posted");
+                Outcome::Done(Posting::Posted {
+                    receipt,
+                    revision,
+                    in_reply_to: reply_to,
+                    text_sha256: hash,
+                })
+            }
+            Err(ChannelError::Temporary(e)) => {
+                tracing::warn!(draft_id = %self.draft_id, error = %e, "posting failed; will retry");
+                Outcome::Retry(e)
+            }
+            Err(ChannelError::Refused(e)) => {
+                tracing::warn!(draft_id = %self.draft_id, error = %e, "the channel refused the reply");
+                Outcome::Failed(format!("refused by the channel: {e}"))
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        ctx: &Context,
+        conn: &mut DbConn,
+        attempt: &Attempt,
+        outcome: &Outcome<Posting>,
+        fate: &Fate,
+    ) -> Result<()> {
+        let t = ctx.clock.now().naive_utc();
+        let id = self.draft_id.to_string();
+        let mut draft = db::drafts::by_id(conn, &id)?
+            .ok_or_else(|| Error::not_found("draft", self.draft_id))?;
+        let state: DraftState = draft
+            .state
+            .parse()
+            .map_err(|e| Error::Internal(format!("stored draft state: {e}")))?;
+        let channel = self.channel.clone();
+        match outcome {
+            Outcome::Cancelled(Posting::Stale(_)) | Outcome::Done(Posting::Stale(_)) => Ok(()),
+            Outcome::Cancelled(Posting::Posted { .. }) => Err(Error::Internal(
+                "a posted reply reported as cancelled".into(),
+            )),
+            Outcome::Done(Posting::Posted {
+                receipt,
+                revision,
+                in_reply_to,
+                text_sha256,
+            }) => {
+                let next = moved(state, DraftEvent::PostSucceeded)?;
+                draft.state = next.as_str().into();
+                draft.updated_at = t;
+                draft.post_id = Some(receipt.post_id.clone());
+                draft.posted_at = Some(t);
+                draft.post_error = None;
+                db::drafts::update(conn, &draft)?;
+                db::inbound::set_state(conn, &draft.inbound_id, "answered")?;
+                db::audit::append(
+                    conn,
+                    t,
+                    &Actor::System,
+                    Some(&id),
+                    &AuditAction::PostSucceeded {
+                        channel,
+                        post_id: receipt.post_id.clone(),
+                        in_reply_to: in_reply_to.clone(),
+                        revision: *revision,
+                        text_sha256: text_sha256.clone(),
+                        attempt: attempt.number,
+                    },
+                )?;
+                Ok(())
+            }
+            Outcome::Done(Posting::Refused {
+                revision,
+                text_sha256,
+                refusal,
+                to,
+                check,
+            })
+            | Outcome::Cancelled(Posting::Refused {
+                revision,
+                text_sha256,
+                refusal,
+                to,
+                check,
+            }) => {
+                let event = if *to == DraftState::ChangesRequested {
+                    DraftEvent::PostBlocked
+                } else {
+                    DraftEvent::PostRefused
+                };
+                let next = moved(state, event)?;
+                draft.state = next.as_str().into();
+                draft.updated_at = t;
+                draft.post_error = Some(refusal.reason.clone());
+                if let Some(report) = check {
+                    draft.check_report = serde_json::to_string(report)?;
+                }
+                db::drafts::update(conn, &draft)?;
+                db::drafts::void_approvals(conn, &id, draft.revision, t)?;
+                db::audit::append(
+                    conn,
+                    t,
+                    &Actor::System,
+                    Some(&id),
+                    &AuditAction::PostRefused {
+                        revision: *revision,
+                        text_sha256: text_sha256.clone(),
+                        approved_text_sha256: refusal.approved.clone(),
+                        reason: refusal.reason.clone(),
+                        state: next,
+                        check: check.clone(),
+                    },
+                )?;
+                tracing::error!(draft_id = %id, reason = %refusal.reason, state = %next, "not posted");
+                super::notify::not_posted(ctx, conn, &draft, &refusal.reason, t)?;
+                Ok(())
+            }
+            Outcome::Retry(error) | Outcome::Failed(error) => {
+                let retry_at = match fate {
+                    Fate::RetryAt(at) => Some(*at),
+                    _ => None,
+                };
+                if retry_at.is_none() {
+                    let next = moved(state, DraftEvent::PostFailed)?;
+                    draft.state = next.as_str().into();
+                }
+                draft.post_error = Some(error.clone());
+                draft.updated_at = t;
+                db::drafts::update(conn, &draft)?;
+                db::audit::append(
+                    conn,
+                    t,
+                    &Actor::System,
+                    Some(&id),
+                    &AuditAction::PostFailed {
+                        channel,
+                        error: error.clone(),
+                        attempt: attempt.number,
+                        retry_at: retry_at.map(super::views::rfc3339),
+                    },
+                )?;
+                if retry_at.is_none() {
+                    super::notify::post_failed(ctx, conn, &draft, &self.channel, error, t)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The state after a posting event, or an internal error: only the posting job moves an
+/// `approved` draft, and it read the draft as `approved`.
+fn moved(state: DraftState, event: DraftEvent) -> Result<DraftState> {
+    state
+        .apply(event)
+        .ok_or_else(|| Error::Internal(format!("a posting result for a draft in state {state}")))
+}
+
+enum Prepared {
+    Post {
+        in_reply_to: String,
+        text: String,
+        revision: i32,
+        text_sha256: String,
+    },
+    Skip(Posting),
+}
+
+/// Reads what an attempt needs and decides whether it may post.
+fn prepare(ctx: &Context, conn: &mut DbConn, draft_id: DraftId) -> Result<Prepared> {
+    let id = draft_id.to_string();
+    let draft = db::drafts::by_id(conn, &id)?.ok_or_else(|| Error::not_found("draft", draft_id))?;
+    let state: DraftState = draft
+        .state
+        .parse()
+        .map_err(|e| Error::Internal(format!("stored draft state: {e}")))?;
+    if state != DraftState::Approved {
+        return Ok(Prepared::Skip(Posting::Stale(state)));
+    }
+    let inbound = db::inbound::by_id(conn, &draft.inbound_id)?
+        .ok_or_else(|| Error::Internal(format!("draft {id} names no inbound message")))?;
+    let hash = text_sha256(&draft.text);
+    let entries = db::audit::about(conn, &id)?;
+    if let Err(refusal) = approved_text(&entries, draft.revision, &hash) {
+        return Ok(Prepared::Skip(Posting::Refused {
+            revision: draft.revision,
             text_sha256: hash,
-        }))))
+            refusal,
+            to: DraftState::PendingReview,
+            check: None,
+        }));
+    }
+    let report = ctx.policies.current().check(&draft.text);
+    if report.verdict == Verdict::Block {
+        return Ok(Prepared::Skip(Posting::Refused {
+            revision: draft.revision,
+            text_sha256: hash.clone(),
+            refusal: Refusal {
+                reason: format!(
+                    "the checks of policy version {} now block this reply",
+                    report.policy_version
+                ),
+                approved: Some(hash),
+            },
+            to: DraftState::ChangesRequested,
+            check: Some(report),
+        }));
+    }
+    Ok(Prepared::Post {
+        in_reply_to: inbound.external_id,
+        text: draft.text,
+        revision: draft.revision,
+        text_sha256: hash,
     })
 }
 
@@ -200,91 +411,9 @@ pub fn approved_text(
     Ok(())
 }
 
-/// Records the channel's answer: `post.succeeded` moves the draft to `posted` and the
-/// inbound message to `answered`; `post.failed` moves it to `post_failed` and schedules a
-/// retry. Both with their audit entry, in one transaction.
-pub fn record(
-    conn: &mut DbConn,
-    claimed: &ClaimedJob,
-    channel: &str,
-    outcome: &Result<PostReceipt, ChannelError>,
-) -> Result<()> {
-    write_tx(conn, |conn| {
-        let t = now().naive_utc();
-        let job = &claimed.job;
-        let mut draft = db::drafts::by_id(conn, &job.draft_id)?
-            .ok_or_else(|| Error::Internal(format!("post job {} names no draft", job.id)))?;
-        let state: DraftState = draft
-            .state
-            .parse()
-            .map_err(|e| Error::Internal(format!("stored draft state: {e}")))?;
-        let event = if outcome.is_ok() {
-            DraftEvent::PostSucceeded
-        } else {
-            DraftEvent::PostFailed
-        };
-        let Some(next) = state.apply(event) else {
-            // Someone else recorded this job already (its lease ran out mid-post).
-            return Ok(());
-        };
-        draft.state = next.as_str().into();
-        draft.updated_at = t;
-        match outcome {
-            Ok(receipt) => {
-                draft.post_id = Some(receipt.post_id.clone());
-                draft.posted_at = Some(t);
-                draft.post_error = None;
-                db::drafts::update(conn, &draft)?;
-                db::outbox::mark_done(conn, &job.id, t)?;
-                db::inbound::set_state(conn, &draft.inbound_id, "answered")?;
-                db::audit::append(
-                    conn,
-                    t,
-                    &Actor::System,
-                    Some(&draft.id),
-                    &AuditAction::PostSucceeded {
-                        channel: channel.to_string(),
-                        post_id: receipt.post_id.clone(),
-                        in_reply_to: claimed.reply.in_reply_to.clone(),
-                        revision: draft.revision,
-                        text_sha256: claimed.text_sha256.clone(),
-                        attempt: job.attempts,
-                    },
-                )?;
-            }
-            Err(e) => {
-                let retry_at = t + retry_delay(job.attempts);
-                draft.post_error = Some(e.to_string());
-                db::drafts::update(conn, &draft)?;
-                db::outbox::mark_failed(conn, &job.id, &e.to_string(), retry_at, t)?;
-                db::audit::append(
-                    conn,
-                    t,
-                    &Actor::System,
-                    Some(&draft.id),
-                    &AuditAction::PostFailed {
-                        channel: channel.to_string(),
-                        error: e.to_string(),
-                        attempt: job.attempts,
-                        retry_at: super::views::rfc3339(retry_at),
-                    },
-                )?;
-            }
-        }
-        Ok(())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retries_back_off_and_cap() {
-        assert_eq!(retry_delay(1), Duration::seconds(5));
-        assert_eq!(retry_delay(2), Duration::seconds(10));
-        assert_eq!(retry_delay(30), Duration::seconds(600));
-    }
 
     fn entry(seq: i64, actor: &str, action: &str, data: serde_json::Value) -> EntryBody {
         EntryBody {

@@ -2,7 +2,8 @@
 
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::inbound::{CustomerRow, HandleRow, InboundRow};
-use crate::db::outbox::PostJobRow;
+use crate::db::jobs::JobRow;
+use crate::domain::jobs::JobState;
 use crate::domain::roles::Role;
 use crate::error::{Error, Result};
 use crate::policy::CheckReport;
@@ -134,8 +135,8 @@ impl From<ReviewRow> for ReviewView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PostingView {
     pub channel: String,
-    /// `pending` or `done`.
-    pub job_state: String,
+    /// The post job's state: `pending` while attempts remain.
+    pub job_state: JobState,
     pub attempts: i32,
     pub post_id: Option<String>,
     pub posted_at: Option<String>,
@@ -167,7 +168,7 @@ impl DraftView {
         d: DraftRow,
         revisions: Vec<RevisionRow>,
         reviews: Vec<ReviewRow>,
-        job: Option<PostJobRow>,
+        job: Option<JobRow>,
     ) -> Result<Self> {
         let revisions = revisions
             .into_iter()
@@ -181,14 +182,21 @@ impl DraftView {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let posting = job.map(|j| PostingView {
-            channel: j.channel,
-            job_state: j.state,
-            attempts: j.attempts,
-            post_id: d.post_id.clone(),
-            posted_at: d.posted_at.map(rfc3339),
-            last_error: j.last_error,
-        });
+        let posting = job
+            .map(|j| {
+                let job: crate::app::posting::PostReply = serde_json::from_str(&j.payload)
+                    .map_err(|e| Error::Internal(format!("post job {}: {e}", j.id)))?;
+                Ok::<_, Error>((j, job.channel))
+            })
+            .transpose()?
+            .map(|(j, channel)| PostingView {
+                channel,
+                job_state: j.state,
+                attempts: j.attempts,
+                post_id: d.post_id.clone(),
+                posted_at: d.posted_at.map(rfc3339),
+                last_error: j.last_error,
+            });
         Ok(DraftView {
             check: parse_report(&d.check_report)?,
             id: d.id,

@@ -5,6 +5,7 @@
 //! "Subjects and the text hash".
 
 use crate::domain::roles::Role;
+use crate::domain::workflow::DraftState;
 use crate::policy::CheckReport;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -34,6 +35,9 @@ pub enum ActionName {
     PostSucceeded,
     PostFailed,
     PostRefused,
+    PostRetried,
+    MailSent,
+    MailFailed,
     PolicyActivated,
 }
 
@@ -57,6 +61,9 @@ impl ActionName {
             ActionName::PostSucceeded => "post.succeeded",
             ActionName::PostFailed => "post.failed",
             ActionName::PostRefused => "post.refused",
+            ActionName::PostRetried => "post.retried",
+            ActionName::MailSent => "mail.sent",
+            ActionName::MailFailed => "mail.failed",
             ActionName::PolicyActivated => "policy.activated",
         }
     }
@@ -186,15 +193,19 @@ pub enum AuditAction {
         text_sha256: String,
         attempt: i32,
     },
+    /// An attempt failed. With `retry_at` the draft stays `approved` and is tried again
+    /// then; with `retry_at` null the attempts ran out or the channel refused for good, and
+    /// the draft is `post_failed`.
     PostFailed {
         channel: String,
         error: String,
         attempt: i32,
-        /// RFC 3339.
-        retry_at: String,
+        /// RFC 3339, or null when no attempt follows.
+        retry_at: Option<String>,
     },
-    /// The text about to be posted is not the text that was approved: nothing is posted,
-    /// the approvals are void and the draft goes back to review.
+    /// Nothing was posted: the text about to be posted is not the text that was approved
+    /// (back to `pending_review`), or the checks re-run before the attempt now block it
+    /// (to `changes_requested`, with the report). The approvals are void either way.
     PostRefused {
         revision: i32,
         /// The hash of the text found in the draft at posting time.
@@ -202,6 +213,27 @@ pub enum AuditAction {
         /// The hash the counted approvals carry.
         approved_text_sha256: Option<String>,
         reason: String,
+        /// Where the draft went.
+        state: DraftState,
+        /// The blocking report, when the checks refused it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        check: Option<CheckReport>,
+    },
+    /// A reviewer sent a `post_failed` draft back to posting (`approved`), once.
+    PostRetried {
+        revision: i32,
+    },
+    /// A mail went out (spec/mail.md). Subject: the mail's job.
+    MailSent {
+        job_id: String,
+        to: String,
+        subject: String,
+    },
+    /// A mail was given up. Subject: the mail's job.
+    MailFailed {
+        job_id: String,
+        to: String,
+        error: String,
     },
     PolicyActivated {
         policy_version: String,
@@ -229,6 +261,9 @@ impl AuditAction {
             AuditAction::PostSucceeded { .. } => ActionName::PostSucceeded,
             AuditAction::PostFailed { .. } => ActionName::PostFailed,
             AuditAction::PostRefused { .. } => ActionName::PostRefused,
+            AuditAction::PostRetried { .. } => ActionName::PostRetried,
+            AuditAction::MailSent { .. } => ActionName::MailSent,
+            AuditAction::MailFailed { .. } => ActionName::MailFailed,
             AuditAction::PolicyActivated { .. } => ActionName::PolicyActivated,
         }
     }

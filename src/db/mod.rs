@@ -6,7 +6,7 @@
 pub mod audit;
 pub mod drafts;
 pub mod inbound;
-pub mod outbox;
+pub mod jobs;
 pub mod schema;
 pub mod state;
 pub mod users;

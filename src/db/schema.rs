@@ -111,14 +111,17 @@ diesel::table! {
 }
 
 diesel::table! {
-    post_jobs (id) {
+    jobs (id) {
         id -> Text,
-        draft_id -> Text,
-        channel -> Text,
+        kind -> Text,
+        unique_key -> Nullable<Text>,
+        payload -> Text,
         state -> Text,
         attempts -> Integer,
+        max_attempts -> Integer,
         next_attempt_at -> Timestamp,
-        locked_until -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
@@ -178,7 +181,6 @@ diesel::joinable!(inbound_messages -> customers (customer_id));
 diesel::joinable!(drafts -> inbound_messages (inbound_id));
 diesel::joinable!(draft_revisions -> drafts (draft_id));
 diesel::joinable!(reviews -> drafts (draft_id));
-diesel::joinable!(post_jobs -> drafts (draft_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -190,7 +192,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     drafts,
     draft_revisions,
     reviews,
-    post_jobs,
+    jobs,
     audit_head,
     audit_entries,
     audit_checkpoints,

@@ -230,3 +230,12 @@ pub fn prune(conn: &mut DbConn, now: NaiveDateTime, failures_before: NaiveDateTi
         .execute(conn)?;
     Ok(())
 }
+
+/// Every user with an e-mail address (the people mail can reach), oldest first.
+pub fn with_email(conn: &mut DbConn) -> Result<Vec<UserRow>> {
+    Ok(users::table
+        .select(UserRow::as_select())
+        .filter(users::email.is_not_null())
+        .order(users::id.asc())
+        .load(conn)?)
+}

@@ -68,8 +68,8 @@ uuid_id!(
     ReviewId
 );
 uuid_id!(
-    /// A job in the posting outbox.
-    PostJobId
+    /// A job in the job queue (also the channel's idempotency key for a post job).
+    JobId
 );
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod ids;
 pub mod inbound;
+pub mod jobs;
 pub mod roles;
 pub mod text;
 pub mod time;

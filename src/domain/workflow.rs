@@ -35,10 +35,15 @@ pub enum DraftEvent {
     RequestChanges,
     /// The channel accepted the reply.
     PostSucceeded,
-    /// The channel refused or failed; the job is retried.
+    /// The channel refused for good, or the attempts ran out. (A temporary failure that
+    /// will be retried leaves the draft `approved`.)
     PostFailed,
     /// The text about to be posted is not the text approved: back to review, approvals void.
     PostRefused,
+    /// The checks re-run before posting now block the reply: back to its author.
+    PostBlocked,
+    /// A reviewer sends a `post_failed` draft back to posting.
+    Retry,
 }
 
 impl DraftState {
@@ -63,9 +68,11 @@ impl DraftState {
             (S::PendingReview, E::Approve { complete: true }) => Some(S::Approved),
             (S::PendingReview, E::Reject) => Some(S::Rejected),
             (S::PendingReview, E::RequestChanges) => Some(S::ChangesRequested),
-            (S::Approved | S::PostFailed, E::PostSucceeded) => Some(S::Posted),
-            (S::Approved | S::PostFailed, E::PostFailed) => Some(S::PostFailed),
-            (S::Approved | S::PostFailed, E::PostRefused) => Some(S::PendingReview),
+            (S::Approved, E::PostSucceeded) => Some(S::Posted),
+            (S::Approved, E::PostFailed) => Some(S::PostFailed),
+            (S::Approved, E::PostRefused) => Some(S::PendingReview),
+            (S::Approved, E::PostBlocked) => Some(S::ChangesRequested),
+            (S::PostFailed, E::Retry) => Some(S::Approved),
             _ => None,
         }
     }
@@ -156,7 +163,7 @@ mod tests {
     use DraftEvent as E;
     use DraftState as S;
 
-    const EVENTS: [DraftEvent; 9] = [
+    const EVENTS: [DraftEvent; 11] = [
         E::Revise,
         E::Submit,
         E::Approve { complete: false },
@@ -166,6 +173,8 @@ mod tests {
         E::PostSucceeded,
         E::PostFailed,
         E::PostRefused,
+        E::PostBlocked,
+        E::Retry,
     ];
 
     #[test]
@@ -174,8 +183,27 @@ mod tests {
         let s = s.apply(E::Approve { complete: false }).unwrap();
         assert_eq!(s, S::PendingReview);
         let s = s.apply(E::Approve { complete: true }).unwrap();
-        let s = s.apply(E::PostFailed).unwrap();
         assert_eq!(s.apply(E::PostSucceeded), Some(S::Posted));
+    }
+
+    #[test]
+    fn a_failed_post_goes_back_to_posting_only_by_a_retry() {
+        let failed = S::Approved.apply(E::PostFailed).unwrap();
+        assert_eq!(failed, S::PostFailed);
+        assert_eq!(failed.apply(E::PostSucceeded), None);
+        assert_eq!(failed.apply(E::Retry), Some(S::Approved));
+        for s in S::ALL {
+            assert_eq!(s.apply(E::Retry).is_some(), s == S::PostFailed, "{s}");
+        }
+    }
+
+    #[test]
+    fn a_reply_the_checks_now_block_goes_back_to_its_author() {
+        for s in S::ALL {
+            let after = s.apply(E::PostBlocked);
+            assert_eq!(after.is_some(), s == S::Approved, "{s}");
+        }
+        assert_eq!(S::Approved.apply(E::PostBlocked), Some(S::ChangesRequested));
     }
 
     #[test]
@@ -207,7 +235,7 @@ mod tests {
     fn only_an_approved_reply_can_be_refused_at_posting_and_it_goes_back_to_review() {
         for s in S::ALL {
             let after = s.apply(E::PostRefused);
-            if matches!(s, S::Approved | S::PostFailed) {
+            if s == S::Approved {
                 assert_eq!(after, Some(S::PendingReview), "{s}");
             } else {
                 assert_eq!(after, None, "{s}");

@@ -120,6 +120,32 @@ pub async fn submit(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// Send a `post_failed` draft back to posting (`approved`), once; reviewers only.
+#[utoipa::path(
+    tag = "drafts",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "the draft's id (UUID)")),
+    responses(
+        (status = 200, body = DraftView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "not post_failed, or already retried once", body = ErrorBody),
+    )
+)]
+#[post("/drafts/{id}/retry")]
+pub async fn retry(
+    state: State,
+    user: SignedIn,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    let id: DraftId = super::parse_id(&id)?;
+    let ctx = state.ctx.clone();
+    let view = state
+        .ctx
+        .db
+        .run(move |conn| app::drafts::retry(&ctx, conn, &user.caller, id))
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
 /// Approve, reject or ask for changes to the revision read. Four eyes: the draft's writers
 /// get 403. An escalated draft needs two different reviewers.
 #[utoipa::path(

@@ -111,6 +111,7 @@ pub fn app(
                 .service(drafts::revise)
                 .service(drafts::submit)
                 .service(drafts::review)
+                .service(drafts::retry)
                 .service(audit::query)
                 .service(audit::verify)
                 .service(audit::key)

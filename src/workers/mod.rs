@@ -1,3 +1,94 @@
-//! Background workers: each claims a job from an outbox table, acts, and records the result.
+//! The job worker: one loop that runs every kind of job in the queue (`app::jobs`). It
+//! leases due jobs one at a time, runs each on a blocking thread, and sleeps until it is
+//! woken (a job was enqueued in this process) or its next poll (jobs from other instances,
+//! retries). Looking for work writes nothing, so an idle worker costs one read per poll.
 
-pub mod posting;
+use crate::app::jobs::{run_leased, Fate, Job};
+use crate::app::mail::{CheckpointMail, SendMail};
+use crate::app::posting::PostReply;
+use crate::app::Context;
+use crate::db::jobs::JobRow;
+use crate::error::Result;
+use chrono::Duration;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// How often the worker looks for jobs it was not woken for.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a leased job is held before another worker may take it over. Longer than any
+/// one run may take (the channels' and SMTP's timeouts are shorter).
+pub const LEASE: Duration = Duration::seconds(120);
+
+type RunFn = fn(&Context, &JobRow, &str) -> Result<Fate>;
+
+/// Every kind of job, and how to run it. A new kind of job is one line here.
+const KINDS: &[(&str, RunFn)] = &[
+    (PostReply::KIND, run_leased::<PostReply>),
+    (SendMail::KIND, run_leased::<SendMail>),
+    (CheckpointMail::KIND, run_leased::<CheckpointMail>),
+];
+
+fn kinds() -> Vec<&'static str> {
+    KINDS.iter().map(|(k, _)| *k).collect()
+}
+
+/// A worker's name on the leases it takes: unique per process and worker.
+pub fn worker_id() -> String {
+    format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple())
+}
+
+/// Runs every job that is due now, one after the other, and returns how many it ran (each
+/// to a fate, or to an error that leaves it for its lease to expire). Tests call this
+/// directly instead of waiting for the background loop.
+pub fn run_pending_jobs(ctx: &Context) -> usize {
+    run_due(ctx, &worker_id())
+}
+
+fn run_due(ctx: &Context, owner: &str) -> usize {
+    let kinds = kinds();
+    let mut ran = 0;
+    loop {
+        let t = ctx.clock.now().naive_utc();
+        let leased = ctx
+            .db
+            .conn()
+            .and_then(|mut c| crate::db::jobs::claim_next(&mut c, &kinds, owner, t, t + LEASE));
+        let row = match leased {
+            Ok(Some(row)) => row,
+            Ok(None) => return ran,
+            Err(e) => {
+                tracing::warn!(error = %e, "job worker: cannot look for jobs");
+                return ran;
+            }
+        };
+        let Some((_, run)) = KINDS.iter().find(|(k, _)| *k == row.kind) else {
+            // claim_next only leases the kinds above.
+            return ran;
+        };
+        match run(ctx, &row, owner) {
+            Ok(fate) => tracing::debug!(job_id = %row.id, kind = %row.kind, ?fate, "job ran"),
+            // The lease runs out and the job is tried again.
+            Err(e) => {
+                tracing::error!(job_id = %row.id, kind = %row.kind, error = %e, "job worker: cannot record the job's result")
+            }
+        }
+        ran += 1;
+    }
+}
+
+/// Runs until `stop` is notified, finishing the job in hand.
+pub async fn run(ctx: Context, stop: Arc<Notify>) {
+    let owner = worker_id();
+    loop {
+        let (c, o) = (ctx.clone(), owner.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || run_due(&c, &o)).await {
+            tracing::error!(error = %e, "job worker task failed");
+        }
+        tokio::select! {
+            _ = stop.notified() => return,
+            _ = ctx.jobs_wakeup.notified() => {}
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod audit_tamper;
 mod cli;
 mod fuzz_properties;
 mod hardening;
+mod jobs;
 mod outbox;
 mod policies_reload;
 mod policy_evasion;

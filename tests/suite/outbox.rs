@@ -3,9 +3,10 @@
 use crate::common::{Backend, TestApp, TestDb};
 use countersign::app::drafts::{self, NewReview};
 use countersign::app::inbound::{NewInbound, Received};
-use countersign::app::{posting, users, Caller, Context};
+use countersign::app::jobs::{Attempt, Job};
+use countersign::app::posting::PostReply;
+use countersign::app::{users, Caller, Context};
 use countersign::audit::Actor;
-use countersign::channels::{log::LogChannel, Channel};
 use countersign::domain::roles::Role;
 use countersign::domain::workflow::Decision;
 use countersign::startup::Application;
@@ -86,9 +87,9 @@ fn an_approved_reply_survives_a_stop_before_posting(b: Backend) {
         let draft = approve_one(built.context());
         let mut conn = built.context().db.conn().unwrap();
         assert_eq!(
-            countersign::db::outbox::pending_count(&mut conn).unwrap(),
+            countersign::db::jobs::pending_count(&mut conn, PostReply::KIND).unwrap(),
             1,
-            "the job waits in the outbox"
+            "the job waits in the queue"
         );
         draft
     };
@@ -109,15 +110,34 @@ fn a_post_made_before_a_crash_is_not_repeated(b: Backend) {
         let ctx = built.context();
         let draft = approve_one(ctx);
         let mut conn = ctx.db.conn().unwrap();
-        let Some(posting::Claim::Post(claimed)) = posting::claim(&mut conn).unwrap() else {
-            panic!("a job to post");
+        // A worker leases the job and posts: the post goes out…
+        let t = ctx.clock.now().naive_utc();
+        let row = countersign::db::jobs::claim_next(
+            &mut conn,
+            &[PostReply::KIND],
+            "a worker about to die",
+            t,
+            t + chrono::Duration::seconds(60),
+        )
+        .unwrap()
+        .expect("a job to post");
+        let job: PostReply = serde_json::from_str(&row.payload).unwrap();
+        let attempt = Attempt {
+            job_id: row.id,
+            number: row.attempts,
+            max_attempts: row.max_attempts,
+            created_at: row.created_at,
         };
-        let receipt = LogChannel::new(ctx.settings.post_log.clone())
-            .post(&claimed.reply)
-            .unwrap();
-        // The process dies here: the post went out, its result was never recorded. Time
-        // passes until the lease runs out.
-        diesel::sql_query("UPDATE post_jobs SET locked_until = '2000-01-01 00:00:00'")
+        let receipt = match job.run(ctx, &attempt) {
+            countersign::app::jobs::Outcome::Done(countersign::app::posting::Posting::Posted {
+                receipt,
+                ..
+            }) => receipt,
+            other => panic!("posted: {other:?}"),
+        };
+        // …and the process dies here: the result was never recorded. Time passes until the
+        // lease runs out.
+        diesel::sql_query("UPDATE jobs SET lease_expires_at = '2000-01-01 00:00:00'")
             .execute(&mut *conn)
             .unwrap();
         (draft, receipt.post_id)
@@ -152,16 +172,18 @@ fn a_text_changed_behind_the_log_is_never_posted(b: Backend) {
         ))
         .execute(&mut *conn)
         .unwrap();
-        match posting::claim(&mut conn).unwrap() {
-            Some(posting::Claim::Refused { draft_id, reason }) => {
-                assert_eq!(draft_id, draft);
-                assert!(reason.contains("not the text"), "{reason}");
-            }
-            Some(posting::Claim::Post(_)) => panic!("an edited text must not be posted"),
-            None => panic!("the job was due"),
-        }
+        assert_eq!(countersign::workers::run_pending_jobs(ctx), 1);
+        let job = countersign::db::jobs::by_unique_key(&mut conn, &format!("post:{draft}"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.state, countersign::domain::jobs::JobState::Cancelled);
         assert!(
-            posting::claim(&mut conn).unwrap().is_none(),
+            job.last_error.is_none(),
+            "a refusal is not an error of the job"
+        );
+        assert_eq!(
+            countersign::workers::run_pending_jobs(ctx),
+            0,
             "the job ended"
         );
         draft

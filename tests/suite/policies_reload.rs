@@ -6,7 +6,7 @@ use countersign::domain::roles::Role;
 use serde_json::json;
 use std::path::Path;
 
-fn copy_policies(to: &Path) {
+pub(crate) fn copy_policies(to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(crate::common::repo_path("policies")).unwrap() {
         let entry = entry.unwrap();

@@ -3,6 +3,8 @@
 //! over HTTP like any client.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use countersign::app::Context;
 use countersign::audit::Actor;
 use countersign::config::Settings;
@@ -154,8 +156,22 @@ impl TestApp {
     }
 
     pub fn start(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+        Self::start_with(db, extra, true)
+    }
+
+    /// Starts the server without its background job worker: jobs run only when the test
+    /// calls [`TestApp::run_jobs`].
+    pub fn spawn_without_workers(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+        let db = TestDb::new(backend)?;
+        Some(Self::start_with(db, extra, false))
+    }
+
+    pub fn start_with(db: TestDb, extra: &[(&str, &str)], workers: bool) -> TestApp {
         let settings = test_settings(&db, extra);
-        let app = Application::build(settings.clone()).expect("the server builds");
+        let mut app = Application::build(settings.clone()).expect("the server builds");
+        if !workers {
+            app = app.without_workers();
+        }
         let addr = app.local_addr();
         let ctx = app.context().clone();
         let (tx, rx) = mpsc::channel();
@@ -203,6 +219,11 @@ impl TestApp {
 
     /// Creates a user directly (as `countersign user add` does) and signs in over HTTP.
     pub fn user(&self, name: &str, roles: &[Role]) -> String {
+        self.user_with_email(name, roles, None)
+    }
+
+    /// The same, with an e-mail address.
+    pub fn user_with_email(&self, name: &str, roles: &[Role], email: Option<&str>) -> String {
         let mut conn = self.ctx.db.conn().expect("db");
         countersign::app::users::create_user(
             &mut conn,
@@ -210,10 +231,34 @@ impl TestApp {
             name,
             PASSWORD,
             roles,
-            None,
+            email,
         )
         .expect("create user");
         self.login(name)
+    }
+
+    /// Runs every job that is due now (posting, mail); returns how many ran.
+    pub fn run_jobs(&self) -> usize {
+        countersign::workers::run_pending_jobs(&self.ctx)
+    }
+
+    /// Moves the service's clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.ctx.clock.advance(by);
+    }
+
+    /// The mails written by the `file://` transport (the default of the tests), as raw
+    /// RFC 5322 text, in no particular order.
+    pub fn mail_files(&self) -> Vec<String> {
+        let dir = self.db.dir.path().join("mail");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| decode_quoted_printable(&std::fs::read_to_string(e.path()).expect("a mail file")))
+            .collect()
     }
 
     pub fn login(&self, name: &str) -> String {
@@ -323,6 +368,21 @@ impl TestApp {
         countersign::db::audit::query(&mut conn, &filter).expect("audit")[0].seq
     }
 
+    /// Every audit entry with this action, as `GET /audit` shows it (data included).
+    pub fn entries_of(&self, action: &str) -> Vec<Value> {
+        let mut conn = self.ctx.db.conn().expect("db");
+        let filter = countersign::db::audit::AuditFilter {
+            action: Some(action.into()),
+            limit: 100_000,
+            ..Default::default()
+        };
+        countersign::db::audit::query(&mut conn, &filter)
+            .expect("audit")
+            .into_iter()
+            .map(|e| serde_json::from_str(&e.body).expect("a body"))
+            .collect()
+    }
+
     /// Every audit entry's action, in order.
     pub fn audit_actions(&self) -> Vec<(String, Option<String>)> {
         let mut conn = self.ctx.db.conn().expect("db");
@@ -361,6 +421,28 @@ impl TestApp {
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect()
     }
+}
+
+/// A raw mail with its quoted-printable parts decoded (soft line breaks joined, `=XX`
+/// turned back into bytes), as a mail reader shows it; other text is left as it is.
+pub fn decode_quoted_printable(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Adds `Authorization: Bearer TOKEN` when there is a token.

@@ -1,0 +1,210 @@
+//! One durable job queue for every background job (posting a reply, sending a mail).
+//!
+//! A job is a serialisable value of a type that implements [`Job`]. It is enqueued with
+//! [`enqueue`] inside the write transaction of the change that causes it, so there is no
+//! change without its job and no job without its change. The worker (`workers`) leases due
+//! jobs, calls [`Job::run`] outside any transaction (it may take seconds on the network),
+//! and then, in one write transaction, ends or reschedules the job and calls
+//! [`Job::record`] to write what the run found, with its audit entries. If the lease ran
+//! out meanwhile (the worker was too slow, or it died), that transaction is rolled back and
+//! the job runs again under its new lease: a job's effect must therefore be idempotent on
+//! its id, which is the same across attempts (a channel recognises a post it already made).
+//!
+//! Temporary failures are retried with exponential backoff and jitter
+//! ([`crate::domain::jobs::jittered_backoff`]) until the job's attempts run out; then, or at
+//! once on a permanent failure, the job ends as `failed`.
+
+use super::Context;
+use crate::db::jobs::{Finish, NewJob};
+use crate::db::{self, DbConn};
+use crate::domain::ids::JobId;
+use crate::error::{Error, Result};
+use chrono::NaiveDateTime;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A kind of background job. Its value is the job's payload (stored as JSON).
+pub trait Job: Serialize + DeserializeOwned + Send + 'static {
+    /// Stored in `jobs.kind`; never rename a kind once jobs of it may be stored.
+    const KIND: &'static str;
+
+    /// What a successful run hands to [`Job::record`].
+    type Output;
+
+    /// Attempts before a job that keeps failing temporarily ends as `failed`.
+    fn max_attempts(ctx: &Context) -> i32;
+
+    /// At most one job with this key exists; enqueueing again re-arms a failed or
+    /// cancelled one (keeping its id). `None`: every enqueue is a new job.
+    fn unique_key(&self) -> Option<String> {
+        None
+    }
+
+    /// Does the work, outside any transaction. Reads may use the database; every write
+    /// belongs in [`Job::record`].
+    fn run(&self, ctx: &Context, attempt: &Attempt) -> Outcome<Self::Output>;
+
+    /// Writes what the run found (and its audit entries), in the transaction that also
+    /// ends or reschedules the job as `fate` says.
+    fn record(
+        &self,
+        ctx: &Context,
+        conn: &mut DbConn,
+        attempt: &Attempt,
+        outcome: &Outcome<Self::Output>,
+        fate: &Fate,
+    ) -> Result<()>;
+}
+
+/// One attempt at a job.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub job_id: JobId,
+    /// 1 for the first attempt.
+    pub number: i32,
+    pub max_attempts: i32,
+    /// When the job was enqueued.
+    pub created_at: NaiveDateTime,
+}
+
+impl Attempt {
+    /// Whether an earlier attempt may have done the work already (and crashed before
+    /// recording it).
+    pub fn is_retry(&self) -> bool {
+        self.number > 1
+    }
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// The work is done.
+    Done(T),
+    /// The work no longer applies (nothing was done; no retry).
+    Cancelled(T),
+    /// Failed, worth trying again later (network, rate limit, server error).
+    Retry(String),
+    /// Failed, and would fail the same way again (refused, bad address, bad credentials).
+    Failed(String),
+}
+
+impl<T> Outcome<T> {
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Retry(e) | Outcome::Failed(e) => Some(e),
+            Outcome::Done(_) | Outcome::Cancelled(_) => None,
+        }
+    }
+}
+
+/// What becomes of the job after a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    Done,
+    Cancelled,
+    /// Another attempt at this time.
+    RetryAt(NaiveDateTime),
+    /// No more attempts: the error was permanent or the attempts ran out.
+    Failed,
+}
+
+impl Fate {
+    /// The fate of `attempt` after `outcome`, with `jitter` in [0, 1) for the backoff.
+    pub fn of<T>(outcome: &Outcome<T>, attempt: &Attempt, now: NaiveDateTime, jitter: f64) -> Fate {
+        match outcome {
+            Outcome::Done(_) => Fate::Done,
+            Outcome::Cancelled(_) => Fate::Cancelled,
+            Outcome::Failed(_) => Fate::Failed,
+            Outcome::Retry(_) if attempt.number >= attempt.max_attempts => Fate::Failed,
+            Outcome::Retry(_) => {
+                Fate::RetryAt(now + crate::domain::jobs::jittered_backoff(attempt.number, jitter))
+            }
+        }
+    }
+
+    fn finish(&self) -> Finish {
+        match self {
+            Fate::Done => Finish::Done,
+            Fate::Cancelled => Finish::Cancelled,
+            Fate::RetryAt(at) => Finish::RetryAt(*at),
+            Fate::Failed => Finish::Failed,
+        }
+    }
+}
+
+/// Enqueues `job` to run at `run_at`, inside the caller's write transaction. Returns the
+/// job's id (an existing one when [`Job::unique_key`] re-armed it). Call
+/// [`Context::wake_workers`] once the transaction has committed.
+pub fn enqueue<J: Job>(
+    ctx: &Context,
+    conn: &mut DbConn,
+    job: &J,
+    run_at: NaiveDateTime,
+) -> Result<JobId> {
+    let payload = serde_json::to_string(job)
+        .map_err(|e| Error::Internal(format!("{} job payload: {e}", J::KIND)))?;
+    let key = job.unique_key();
+    let id = db::jobs::insert(
+        conn,
+        &NewJob {
+            id: JobId::new(),
+            kind: J::KIND,
+            unique_key: key.as_deref(),
+            payload: &payload,
+            max_attempts: J::max_attempts(ctx),
+            run_at,
+        },
+        ctx.clock.now().naive_utc(),
+    )?;
+    Ok(id)
+}
+
+/// Runs one leased job of kind `J` to its end: decode, run, and record with the job's fate
+/// in one write transaction. Returns the fate, or the error that kept it from being
+/// recorded (the lease then runs out and the job is tried again).
+pub fn run_leased<J: Job>(ctx: &Context, row: &db::jobs::JobRow, owner: &str) -> Result<Fate> {
+    let attempt = Attempt {
+        job_id: row.id,
+        number: row.attempts,
+        max_attempts: row.max_attempts,
+        created_at: row.created_at,
+    };
+    let job: J = match serde_json::from_str(&row.payload) {
+        Ok(job) => job,
+        Err(e) => {
+            // Not ours to retry: no attempt can read it.
+            let reason = format!("the {} job's payload cannot be read: {e}", J::KIND);
+            let mut conn = ctx.db.conn()?;
+            db::write_tx(&mut conn, |conn| {
+                let t = ctx.clock.now().naive_utc();
+                db::jobs::finish(
+                    conn,
+                    row.id,
+                    owner,
+                    row.attempts,
+                    &Finish::Failed,
+                    Some(&reason),
+                    t,
+                )
+            })?;
+            return Err(Error::Internal(reason));
+        }
+    };
+    let outcome = job.run(ctx, &attempt);
+    let mut conn = ctx.db.conn()?;
+    db::write_tx(&mut conn, |conn| {
+        let t = ctx.clock.now().naive_utc();
+        let fate = Fate::of(&outcome, &attempt, t, rand::random::<f64>());
+        db::jobs::finish(
+            conn,
+            row.id,
+            owner,
+            row.attempts,
+            &fate.finish(),
+            outcome.error(),
+            t,
+        )?;
+        job.record(ctx, conn, &attempt, &outcome, &fate)?;
+        Ok(fate)
+    })
+}

@@ -1,0 +1,335 @@
+//! The job queue's table (`jobs`). A job is inserted in the transaction of the change that
+//! causes it; a worker leases a due job with one conditional `UPDATE` (so two workers never
+//! hold one job, and a worker that died loses its job when the lease expires); the result is
+//! written with [`finish`], which succeeds only while the lease is still the caller's.
+//!
+//! Looking for work writes nothing: [`claim_next`] reads first and updates only a job it
+//! found, so an idle worker costs one indexed read per poll and no commit or fsync.
+
+use super::schema::jobs;
+use super::DbConn;
+use crate::domain::ids::JobId;
+use crate::domain::jobs::JobState;
+use crate::error::{Error, Result};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// A job as stored, with its columns read into the domain's types.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: JobId,
+    pub kind: String,
+    pub unique_key: Option<String>,
+    /// The job's own JSON.
+    pub payload: String,
+    pub state: JobState,
+    /// Attempts started so far, this one included once leased.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = jobs)]
+struct Stored {
+    id: String,
+    kind: String,
+    unique_key: Option<String>,
+    payload: String,
+    state: String,
+    attempts: i32,
+    max_attempts: i32,
+    next_attempt_at: NaiveDateTime,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<NaiveDateTime>,
+    last_error: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl TryFrom<Stored> for JobRow {
+    type Error = Error;
+    fn try_from(s: Stored) -> Result<JobRow> {
+        Ok(JobRow {
+            id: s
+                .id
+                .parse()
+                .map_err(|e| Error::Internal(format!("stored job id: {e}")))?,
+            state: s.state.parse().map_err(|_| {
+                Error::Internal(format!("job {}: stored state {:?}", s.id, s.state))
+            })?,
+            kind: s.kind,
+            unique_key: s.unique_key,
+            payload: s.payload,
+            attempts: s.attempts,
+            max_attempts: s.max_attempts,
+            next_attempt_at: s.next_attempt_at,
+            lease_owner: s.lease_owner,
+            lease_expires_at: s.lease_expires_at,
+            last_error: s.last_error,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        })
+    }
+}
+
+/// A job to insert.
+pub struct NewJob<'a> {
+    pub id: JobId,
+    pub kind: &'a str,
+    pub unique_key: Option<&'a str>,
+    pub payload: &'a str,
+    pub max_attempts: i32,
+    pub run_at: NaiveDateTime,
+}
+
+/// Inserts a pending job. With a `unique_key` whose job already exists, that job is armed
+/// again instead (pending, due at `run_at`, `max_attempts` more attempts) unless it is
+/// still pending or done, and its id is returned; the id of a re-armed job stays, so a
+/// channel still recognises what an earlier attempt may have posted.
+pub fn insert(conn: &mut DbConn, job: &NewJob<'_>, now: NaiveDateTime) -> Result<JobId> {
+    if let Some(key) = job.unique_key {
+        let existing: Option<Stored> = jobs::table
+            .select(Stored::as_select())
+            .filter(jobs::unique_key.eq(key))
+            .get_result(conn)
+            .optional()?;
+        if let Some(existing) = existing {
+            let existing = JobRow::try_from(existing)?;
+            if matches!(existing.state, JobState::Failed | JobState::Cancelled) {
+                diesel::update(jobs::table.filter(jobs::id.eq(existing.id.to_string())))
+                    .set((
+                        jobs::state.eq(JobState::Pending.as_str()),
+                        jobs::payload.eq(job.payload),
+                        jobs::max_attempts.eq(existing.attempts + job.max_attempts),
+                        jobs::next_attempt_at.eq(job.run_at),
+                        jobs::lease_owner.eq(None::<String>),
+                        jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+                        jobs::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+            return Ok(existing.id);
+        }
+    }
+    diesel::insert_into(jobs::table)
+        .values((
+            jobs::id.eq(job.id.to_string()),
+            jobs::kind.eq(job.kind),
+            jobs::unique_key.eq(job.unique_key),
+            jobs::payload.eq(job.payload),
+            jobs::state.eq(JobState::Pending.as_str()),
+            jobs::attempts.eq(0),
+            jobs::max_attempts.eq(job.max_attempts.max(1)),
+            jobs::next_attempt_at.eq(job.run_at),
+            jobs::created_at.eq(now),
+            jobs::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(job.id)
+}
+
+/// Leases the oldest due job of one of `kinds` that no live lease holds, until
+/// `lease_until`, counting the attempt; `None` when there is none (having written nothing).
+/// Safe against other workers and instances: the lease is taken by one conditional update,
+/// and a job another worker took in between is skipped.
+pub fn claim_next(
+    conn: &mut DbConn,
+    kinds: &[&str],
+    owner: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> Result<Option<JobRow>> {
+    let due = || {
+        jobs::state
+            .eq(JobState::Pending.as_str())
+            .and(jobs::next_attempt_at.le(now))
+            .and(
+                jobs::lease_expires_at
+                    .is_null()
+                    .or(jobs::lease_expires_at.le(now)),
+            )
+    };
+    loop {
+        let candidates: Vec<String> = jobs::table
+            .select(jobs::id)
+            .filter(due())
+            .filter(jobs::kind.eq_any(kinds))
+            .order((jobs::next_attempt_at.asc(), jobs::id.asc()))
+            .limit(4)
+            .load(conn)?;
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        for id in candidates {
+            let leased: Option<Stored> =
+                diesel::update(jobs::table.filter(jobs::id.eq(&id)).filter(due()))
+                    .set((
+                        jobs::attempts.eq(jobs::attempts + 1),
+                        jobs::lease_owner.eq(owner),
+                        jobs::lease_expires_at.eq(lease_until),
+                        jobs::updated_at.eq(now),
+                    ))
+                    .returning((
+                        jobs::id,
+                        jobs::kind,
+                        jobs::unique_key,
+                        jobs::payload,
+                        jobs::state,
+                        jobs::attempts,
+                        jobs::max_attempts,
+                        jobs::next_attempt_at,
+                        jobs::lease_owner,
+                        jobs::lease_expires_at,
+                        jobs::last_error,
+                        jobs::created_at,
+                        jobs::updated_at,
+                    ))
+                    .get_result::<Stored>(conn)
+                    .optional()?;
+            if let Some(job) = leased {
+                return JobRow::try_from(job).map(Some);
+            }
+        }
+        // Every candidate was taken by another worker meanwhile: look again.
+    }
+}
+
+/// How a run ends its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    Done,
+    /// Pending again, due at this time.
+    RetryAt(NaiveDateTime),
+    Failed,
+    Cancelled,
+}
+
+/// Ends or reschedules the job `id` that the caller leased for attempt `attempt`, with the
+/// attempt's error. Run in the transaction that records the job's result.
+///
+/// Errors: [`Error::Conflict`] when the lease is no longer the caller's (it expired and
+/// another worker took the job): the caller must roll back what it recorded.
+pub fn finish(
+    conn: &mut DbConn,
+    id: JobId,
+    owner: &str,
+    attempt: i32,
+    how: &Finish,
+    error: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<()> {
+    let (state, next) = match how {
+        Finish::Done => (JobState::Done, None),
+        Finish::RetryAt(at) => (JobState::Pending, Some(*at)),
+        Finish::Failed => (JobState::Failed, None),
+        Finish::Cancelled => (JobState::Cancelled, None),
+    };
+    let target = jobs::table
+        .filter(jobs::id.eq(id.to_string()))
+        .filter(jobs::lease_owner.eq(owner))
+        .filter(jobs::attempts.eq(attempt))
+        .filter(jobs::state.eq(JobState::Pending.as_str()));
+    let changed = match next {
+        Some(at) => diesel::update(target)
+            .set((
+                jobs::next_attempt_at.eq(at),
+                jobs::lease_owner.eq(None::<String>),
+                jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+                jobs::last_error.eq(error),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                jobs::state.eq(state.as_str()),
+                jobs::lease_owner.eq(None::<String>),
+                jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+                jobs::last_error.eq(error),
+                jobs::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    };
+    if changed == 0 {
+        return Err(Error::Conflict(format!(
+            "job {id}: the lease of attempt {attempt} is no longer held"
+        )));
+    }
+    Ok(())
+}
+
+pub fn by_id(conn: &mut DbConn, id: JobId) -> Result<Option<JobRow>> {
+    jobs::table
+        .select(Stored::as_select())
+        .filter(jobs::id.eq(id.to_string()))
+        .get_result(conn)
+        .optional()?
+        .map(JobRow::try_from)
+        .transpose()
+}
+
+pub fn by_unique_key(conn: &mut DbConn, key: &str) -> Result<Option<JobRow>> {
+    jobs::table
+        .select(Stored::as_select())
+        .filter(jobs::unique_key.eq(key))
+        .get_result(conn)
+        .optional()?
+        .map(JobRow::try_from)
+        .transpose()
+}
+
+/// Jobs of `kind`, oldest first (for tests and the operator).
+pub fn of_kind(conn: &mut DbConn, kind: &str) -> Result<Vec<JobRow>> {
+    jobs::table
+        .select(Stored::as_select())
+        .filter(jobs::kind.eq(kind))
+        .order(jobs::id.asc())
+        .load(conn)?
+        .into_iter()
+        .map(JobRow::try_from)
+        .collect()
+}
+
+/// How many jobs wait, by kind (for metrics and tests).
+pub fn pending_count(conn: &mut DbConn, kind: &str) -> Result<i64> {
+    Ok(jobs::table
+        .filter(jobs::state.eq(JobState::Pending.as_str()))
+        .filter(jobs::kind.eq(kind))
+        .count()
+        .get_result(conn)?)
+}
+
+/// The earliest time a pending job is due (so the worker knows how long it may sleep).
+pub fn next_due(conn: &mut DbConn) -> Result<Option<NaiveDateTime>> {
+    Ok(jobs::table
+        .filter(jobs::state.eq(JobState::Pending.as_str()))
+        .select(diesel::dsl::min(jobs::next_attempt_at))
+        .get_result(conn)?)
+}
+
+/// Replaces a job's payload (to drop a secret it no longer needs).
+pub fn set_payload(conn: &mut DbConn, id: JobId, payload: &str) -> Result<()> {
+    diesel::update(jobs::table.filter(jobs::id.eq(id.to_string())))
+        .set(jobs::payload.eq(payload))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The newest job of `kind`.
+pub fn latest_of_kind(conn: &mut DbConn, kind: &str) -> Result<Option<JobRow>> {
+    jobs::table
+        .select(Stored::as_select())
+        .filter(jobs::kind.eq(kind))
+        .order((jobs::created_at.desc(), jobs::id.desc()))
+        .limit(1)
+        .load(conn)?
+        .into_iter()
+        .next()
+        .map(JobRow::try_from)
+        .transpose()
+}

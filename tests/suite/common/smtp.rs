@@ -1,0 +1,136 @@
+//! A real SMTP server on 127.0.0.1 for the mail tests (mailin-embedded: the SMTP protocol
+//! as a server speaks it), keeping every message it accepts.
+
+use mailin_embedded::{response, Handler, Response, Server, SslConfig};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One message as the server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The raw message (headers and body), CRLF line ends as sent.
+    pub data: String,
+}
+
+impl Received {
+    /// The value of the first header `name` (case-insensitive), unfolded.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next()?;
+        let mut value: Option<String> = None;
+        for line in head.split("\r\n") {
+            if let Some(v) = value.as_mut() {
+                if line.starts_with([' ', '\t']) {
+                    v.push_str(line.trim_start());
+                    continue;
+                }
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case(name) {
+                    value = Some(v.trim().to_string());
+                }
+            }
+        }
+        value
+    }
+}
+
+#[derive(Clone)]
+struct Keeper {
+    inbox: Arc<Mutex<Vec<Received>>>,
+    current: Option<Received>,
+}
+
+impl Handler for Keeper {
+    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.current = Some(Received {
+            from: from.to_string(),
+            to: to.to_vec(),
+            data: String::new(),
+        });
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if let Some(m) = self.current.as_mut() {
+            m.data.push_str(&String::from_utf8_lossy(buf));
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        if let Some(m) = self.current.take() {
+            self.inbox.lock().unwrap_or_else(|p| p.into_inner()).push(m);
+        }
+        response::OK
+    }
+}
+
+/// A running SMTP server (it runs until the test process ends).
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    inbox: Arc<Mutex<Vec<Received>>>,
+}
+
+impl SmtpServer {
+    /// Starts a server on a free port of 127.0.0.1.
+    pub fn start() -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port for SMTP");
+        Self::serve(listener)
+    }
+
+    /// A free port where nothing listens yet (to start a server on later).
+    pub fn free_port() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        listener.local_addr().expect("its address")
+    }
+
+    /// Starts a server on `addr`.
+    pub fn start_on(addr: SocketAddr) -> SmtpServer {
+        let listener = TcpListener::bind(addr).expect("the SMTP port is free");
+        Self::serve(listener)
+    }
+
+    fn serve(listener: TcpListener) -> SmtpServer {
+        let addr = listener.local_addr().expect("its address");
+        let inbox = Arc::new(Mutex::new(Vec::new()));
+        let mut server = Server::new(Keeper {
+            inbox: inbox.clone(),
+            current: None,
+        });
+        server
+            .with_name("smtp.test")
+            .with_ssl(SslConfig::None)
+            .expect("no TLS")
+            .with_num_threads(2)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        SmtpServer { addr, inbox }
+    }
+
+    /// `COUNTERSIGN_SMTP_URL` for this server.
+    pub fn url(&self) -> String {
+        format!("smtp://{}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits (bounded) until at least `n` messages arrived; returns them all.
+    pub fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.received();
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
