@@ -73,8 +73,9 @@ impl Application {
         })
     }
 
-    /// Serves without the background job worker: jobs wait until something runs them
-    /// (`workers::run_pending_jobs`), so a test decides when they run.
+    /// Serves without the background tasks (the job worker and the checkpointing task): jobs
+    /// wait until something runs them (`workers::run_pending_jobs`), checkpoints until they
+    /// are asked for, so a test decides when each happens.
     pub fn without_workers(mut self) -> Application {
         self.workers = false;
         self
@@ -137,7 +138,9 @@ impl Application {
             .workers
             .then(|| tokio::spawn(crate::workers::run(self.ctx.clone(), stop.clone())));
         let housekeeping = tokio::spawn(prune_hourly(self.ctx.db.clone()));
-        let checkpoints = tokio::spawn(crate::app::checkpoints::run(self.ctx.clone()));
+        let checkpoints = self
+            .workers
+            .then(|| tokio::spawn(crate::app::checkpoints::run(self.ctx.clone())));
 
         let result = server.await;
         stop.notify_one();
@@ -146,7 +149,9 @@ impl Application {
         }
         reloader.abort();
         housekeeping.abort();
-        checkpoints.abort();
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.abort();
+        }
         stopper.abort();
         ready.abort();
         result

@@ -16,6 +16,7 @@ mod cli;
 mod fuzz_properties;
 mod hardening;
 mod jobs;
+mod mail;
 mod outbox;
 mod policies_reload;
 mod policy_evasion;
