@@ -60,6 +60,8 @@ pub struct Settings {
     /// The address people open, without a trailing slash, for links in mail
     /// (`COUNTERSIGN_PUBLIC_URL`; `http://` + the bind address by default).
     pub public_url: String,
+    /// Business hours (the settings file's `[hours]` table only), the clock of deadlines.
+    pub hours: crate::domain::hours::Schedule,
 }
 
 impl std::fmt::Debug for Settings {
@@ -95,6 +97,7 @@ impl std::fmt::Debug for Settings {
             .field("post_attempts", &self.post_attempts)
             .field("mail_from", &self.mail_from)
             .field("public_url", &redact_url(&self.public_url))
+            .field("hours", &self.hours)
             .finish()
     }
 }
@@ -173,6 +176,11 @@ pub enum ConfigError {
     },
     #[error("settings file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("settings file {path}: {source}")]
+    Hours {
+        path: PathBuf,
+        source: crate::domain::hours::HoursError,
+    },
     #[error("setting {name} ({origin}): {message}")]
     Invalid {
         name: &'static str,
@@ -236,6 +244,20 @@ struct FileSettings {
     post_attempts: Option<toml::Value>,
     mail_from: Option<String>,
     public_url: Option<String>,
+    hours: Option<HoursFile>,
+}
+
+/// The settings file's `[hours]` table (spec/api.md "Business hours and deadlines").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoursFile {
+    time_zone: Option<String>,
+    reply_within_minutes: Option<i64>,
+    at_risk_minutes: Option<i64>,
+    #[serde(default)]
+    holidays: Vec<String>,
+    #[serde(default)]
+    week: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Settings {
@@ -252,6 +274,7 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         // (value, where it came from) per key; later sources overwrite earlier ones.
         let mut raw: HashMap<&'static str, (String, String)> = HashMap::new();
+        let mut schedule = crate::domain::hours::Schedule::Always;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.into(),
@@ -262,6 +285,23 @@ impl Settings {
                 message: e.to_string(),
             })?;
             let origin = format!("in {}", path.display());
+            if let Some(h) = &parsed.hours {
+                let input = crate::domain::hours::HoursInput {
+                    time_zone: h.time_zone.clone(),
+                    reply_within_minutes: h.reply_within_minutes,
+                    at_risk_minutes: h.at_risk_minutes,
+                    holidays: h.holidays.clone(),
+                    week: h.week.clone().into_iter().collect(),
+                };
+                let table =
+                    crate::domain::hours::BusinessHours::from_input(&input).map_err(|source| {
+                        ConfigError::Hours {
+                            path: path.into(),
+                            source,
+                        }
+                    })?;
+                schedule = crate::domain::hours::Schedule::Hours(Box::new(table));
+            }
             fn as_text(v: toml::Value) -> String {
                 match v {
                     toml::Value::String(s) => s,
@@ -615,6 +655,7 @@ impl Settings {
             post_attempts,
             mail_from: mail_from.to_string(),
             public_url,
+            hours: schedule,
         })
     }
 }

@@ -73,7 +73,7 @@ impl Application {
         })
     }
 
-    /// Serves without the background tasks (the job worker and the checkpointing task): jobs
+    /// Serves without the background tasks (the job worker, checkpoints, deadlines): jobs
     /// wait until something runs them (`workers::run_pending_jobs`), checkpoints until they
     /// are asked for, so a test decides when each happens.
     pub fn without_workers(mut self) -> Application {
@@ -141,6 +141,9 @@ impl Application {
         let checkpoints = self
             .workers
             .then(|| tokio::spawn(crate::app::checkpoints::run(self.ctx.clone())));
+        let deadlines = self
+            .workers
+            .then(|| tokio::spawn(crate::app::deadlines::run(self.ctx.clone())));
 
         let result = server.await;
         stop.notify_one();
@@ -149,8 +152,8 @@ impl Application {
         }
         reloader.abort();
         housekeeping.abort();
-        if let Some(checkpoints) = checkpoints {
-            checkpoints.abort();
+        for task in [checkpoints, deadlines].into_iter().flatten() {
+            task.abort();
         }
         stopper.abort();
         ready.abort();

@@ -201,6 +201,8 @@ impl Replayed {
             | A::UserLogout
             | A::MailSent
             | A::MailFailed
+            | A::InboundAtRisk
+            | A::InboundBreached
             | A::PolicyActivated => {}
         }
     }

@@ -1,11 +1,11 @@
 //! Inbound messages and customers (spec/api.md "Inbound messages and customers").
 
 use super::views::{CustomerView, InboundView};
-use super::{now, Caller};
+use super::{Caller, Context};
 use crate::audit::{Actor, AuditAction};
 use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{CustomerId, InboundId};
-use crate::domain::inbound::{due_at, normalize_handle, InboundState};
+use crate::domain::inbound::{normalize_handle, InboundState};
 use crate::domain::roles::Permission;
 use crate::domain::text::check_field;
 use crate::error::{Error, Result};
@@ -55,21 +55,27 @@ fn validate(m: &NewInbound) -> Result<String> {
 /// Records an inbound message, linking its author to a customer by handle (a new customer
 /// for a new handle). Idempotent on channel + external id: the same message again returns
 /// the first record and changes nothing. Records `customer.created` and `inbound.received`.
-pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Result<Received> {
+pub fn receive(
+    ctx: &Context,
+    conn: &mut DbConn,
+    caller: Option<&Caller>,
+    m: &NewInbound,
+) -> Result<Received> {
     if let Some(c) = caller {
         c.require(Permission::CreateInbound)?;
     }
     let handle = validate(m)?;
     if let Some(at) = m.received_at {
-        crate::domain::inbound::check_received_at(&m.channel, at, now())
+        crate::domain::inbound::check_received_at(&m.channel, at, ctx.clock.now())
             .map_err(Error::BadRequest)?;
     }
     let actor = caller.map_or(Actor::System, |c| Actor::User(c.id));
+    let t0 = ctx.clock.now().naive_utc();
     write_tx(conn, |conn| {
         if let Some(existing) = db::inbound::by_external_id(conn, &m.channel, &m.external_id)? {
-            return Ok(Received::AlreadyKnown(existing.into()));
+            return Ok(Received::AlreadyKnown(InboundView::build(existing, t0)));
         }
-        let t = now();
+        let t = ctx.clock.now();
         let customer_id = match db::inbound::customer_for_handle(conn, &m.channel, &handle)? {
             Some(id) => id,
             None => {
@@ -97,7 +103,8 @@ pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Re
             }
         };
         let received_at = m.received_at.unwrap_or(t);
-        let due = due_at(received_at);
+        let due = ctx.settings.hours.due_at(received_at);
+        let at_risk = ctx.settings.hours.at_risk_at(received_at);
         let id = InboundId::new().to_string();
         db::inbound::insert(
             conn,
@@ -110,12 +117,13 @@ pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Re
                 text: &m.text,
                 received_at: received_at.naive_utc(),
                 due_at: due.naive_utc(),
+                at_risk_at: at_risk.naive_utc(),
                 now: t.naive_utc(),
             },
         )?;
         let row = db::inbound::by_id(conn, &id)?
             .ok_or_else(|| Error::Internal("inbound row vanished".into()))?;
-        let view = InboundView::from(row);
+        let view = InboundView::build(row, t.naive_utc());
         db::audit::append(
             conn,
             t.naive_utc(),
@@ -137,31 +145,49 @@ pub fn receive(conn: &mut DbConn, caller: Option<&Caller>, m: &NewInbound) -> Re
 
 /// The queue of messages in `state`, soonest due first.
 pub fn list(
+    ctx: &Context,
     conn: &mut DbConn,
     caller: &Caller,
     state: InboundState,
     limit: i64,
 ) -> Result<Vec<InboundView>> {
     caller.require(Permission::Read)?;
+    let t = ctx.clock.now().naive_utc();
     Ok(db::inbound::list_by_state(conn, state.as_str(), limit)?
         .into_iter()
-        .map(Into::into)
+        .map(|r| InboundView::build(r, t))
         .collect())
 }
 
-pub fn get(conn: &mut DbConn, caller: &Caller, id: InboundId) -> Result<InboundView> {
+pub fn get(
+    ctx: &Context,
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: InboundId,
+) -> Result<InboundView> {
     caller.require(Permission::Read)?;
+    let t = ctx.clock.now().naive_utc();
     db::inbound::by_id(conn, &id.to_string())?
-        .map(Into::into)
+        .map(|r| InboundView::build(r, t))
         .ok_or_else(|| Error::not_found("inbound message", id))
 }
 
 /// A customer, their handles and their recent messages.
-pub fn customer(conn: &mut DbConn, caller: &Caller, id: CustomerId) -> Result<CustomerView> {
+pub fn customer(
+    ctx: &Context,
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: CustomerId,
+) -> Result<CustomerView> {
     caller.require(Permission::Read)?;
     let key = id.to_string();
     let c = db::inbound::customer(conn, &key)?.ok_or_else(|| Error::not_found("customer", id))?;
     let handles = db::inbound::handles_of(conn, &key)?;
     let history = db::inbound::history_of(conn, &key, 100)?;
-    Ok(CustomerView::build(c, handles, history))
+    Ok(CustomerView::build(
+        c,
+        handles,
+        history,
+        ctx.clock.now().naive_utc(),
+    ))
 }

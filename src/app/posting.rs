@@ -147,7 +147,7 @@ impl Job for PostReply {
                 draft.posted_at = Some(t);
                 draft.post_error = None;
                 db::drafts::update(conn, &draft)?;
-                db::inbound::set_state(conn, &draft.inbound_id, "answered")?;
+                db::inbound::settle(conn, &draft.inbound_id, "answered", t)?;
                 db::audit::append(
                     conn,
                     t,

@@ -3,6 +3,7 @@
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::inbound::{CustomerRow, HandleRow, InboundRow};
 use crate::db::jobs::JobRow;
+use crate::domain::hours::Deadline;
 use crate::domain::jobs::JobState;
 use crate::domain::roles::Role;
 use crate::error::{Error, Result};
@@ -35,16 +36,22 @@ pub struct InboundView {
     pub author_handle: String,
     pub text: String,
     pub received_at: String,
-    /// The reply deadline.
+    /// The reply deadline (business time after receipt).
     pub due_at: String,
+    /// Where the message stands against `due_at`; frozen once it is answered or closed.
+    pub deadline: Deadline,
     /// `open`, `answered` or `closed`.
     pub state: String,
     pub closed_reason: Option<String>,
 }
 
-impl From<InboundRow> for InboundView {
-    fn from(r: InboundRow) -> Self {
+impl InboundView {
+    /// The message as shown at `now`.
+    pub fn build(r: InboundRow, now: NaiveDateTime) -> Self {
+        let at = r.settled_at.map_or(now, |s| s.min(now));
+        let deadline = Deadline::at(at.and_utc(), r.at_risk_at.and_utc(), r.due_at.and_utc());
         InboundView {
+            deadline,
             id: r.id,
             channel: r.channel,
             external_id: r.external_id,
@@ -88,13 +95,21 @@ pub struct CustomerView {
 }
 
 impl CustomerView {
-    pub fn build(c: CustomerRow, handles: Vec<HandleRow>, history: Vec<InboundRow>) -> Self {
+    pub fn build(
+        c: CustomerRow,
+        handles: Vec<HandleRow>,
+        history: Vec<InboundRow>,
+        now: NaiveDateTime,
+    ) -> Self {
         CustomerView {
             id: c.id,
             crm_ref: c.crm_ref,
             created_at: rfc3339(c.created_at),
             handles: handles.into_iter().map(Into::into).collect(),
-            history: history.into_iter().map(Into::into).collect(),
+            history: history
+                .into_iter()
+                .map(|r| InboundView::build(r, now))
+                .collect(),
         }
     }
 }

@@ -26,6 +26,8 @@ pub enum ActionName {
     UserLogout,
     CustomerCreated,
     InboundReceived,
+    InboundAtRisk,
+    InboundBreached,
     DraftCreated,
     DraftRevised,
     DraftSubmitted,
@@ -52,6 +54,8 @@ impl ActionName {
             ActionName::UserLogout => "user.logout",
             ActionName::CustomerCreated => "customer.created",
             ActionName::InboundReceived => "inbound.received",
+            ActionName::InboundAtRisk => "inbound.at_risk",
+            ActionName::InboundBreached => "inbound.breached",
             ActionName::DraftCreated => "draft.created",
             ActionName::DraftRevised => "draft.revised",
             ActionName::DraftSubmitted => "draft.submitted",
@@ -146,6 +150,16 @@ pub enum AuditAction {
         text: String,
         /// RFC 3339.
         received_at: String,
+        /// RFC 3339.
+        due_at: String,
+    },
+    /// The message is within `at_risk_minutes` business minutes of its deadline.
+    InboundAtRisk {
+        /// RFC 3339.
+        due_at: String,
+    },
+    /// The message passed its deadline unanswered.
+    InboundBreached {
         /// RFC 3339.
         due_at: String,
     },
@@ -252,6 +266,8 @@ impl AuditAction {
             AuditAction::UserLogout {} => ActionName::UserLogout,
             AuditAction::CustomerCreated { .. } => ActionName::CustomerCreated,
             AuditAction::InboundReceived { .. } => ActionName::InboundReceived,
+            AuditAction::InboundAtRisk { .. } => ActionName::InboundAtRisk,
+            AuditAction::InboundBreached { .. } => ActionName::InboundBreached,
             AuditAction::DraftCreated { .. } => ActionName::DraftCreated,
             AuditAction::DraftRevised { .. } => ActionName::DraftRevised,
             AuditAction::DraftSubmitted { .. } => ActionName::DraftSubmitted,

@@ -124,6 +124,16 @@ pub fn writers(conn: &mut DbConn, draft_id: &str) -> Result<Vec<String>> {
         .load(conn)?)
 }
 
+/// Everyone who wrote or revised a draft for this inbound message.
+pub fn writers_for_inbound(conn: &mut DbConn, inbound_id: &str) -> Result<Vec<String>> {
+    Ok(draft_revisions::table
+        .inner_join(drafts::table)
+        .select(draft_revisions::author_id)
+        .filter(drafts::inbound_id.eq(inbound_id))
+        .distinct()
+        .load(conn)?)
+}
+
 pub fn reviews_of(conn: &mut DbConn, draft_id: &str) -> Result<Vec<ReviewRow>> {
     Ok(reviews::table
         .select(ReviewRow::as_select())

@@ -20,6 +20,14 @@ pub struct InboundRow {
     pub state: String,
     pub closed_reason: Option<String>,
     pub created_at: NaiveDateTime,
+    /// When it becomes `at_risk` (business time before `due_at`).
+    pub at_risk_at: NaiveDateTime,
+    /// When `inbound.at_risk` was recorded (once).
+    pub at_risk_noted_at: Option<NaiveDateTime>,
+    /// When `inbound.breached` was recorded (once).
+    pub breached_noted_at: Option<NaiveDateTime>,
+    /// When it left the open queue (answered or closed); its deadline state stops there.
+    pub settled_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -111,6 +119,7 @@ pub struct NewInbound<'a> {
     pub text: &'a str,
     pub received_at: NaiveDateTime,
     pub due_at: NaiveDateTime,
+    pub at_risk_at: NaiveDateTime,
     pub now: NaiveDateTime,
 }
 
@@ -125,6 +134,7 @@ pub fn insert(conn: &mut DbConn, m: &NewInbound<'_>) -> Result<()> {
             inbound_messages::text.eq(m.text),
             inbound_messages::received_at.eq(m.received_at),
             inbound_messages::due_at.eq(m.due_at),
+            inbound_messages::at_risk_at.eq(m.at_risk_at),
             inbound_messages::state.eq("open"),
             inbound_messages::created_at.eq(m.now),
         ))
@@ -142,10 +152,53 @@ pub fn list_by_state(conn: &mut DbConn, state: &str, limit: i64) -> Result<Vec<I
         .load(conn)?)
 }
 
-pub fn set_state(conn: &mut DbConn, id: &str, state: &str) -> Result<()> {
+/// Takes the message out of the open queue as `state` (answered or closed) at `at`.
+pub fn settle(conn: &mut DbConn, id: &str, state: &str, at: NaiveDateTime) -> Result<()> {
     diesel::update(inbound_messages::table.filter(inbound_messages::id.eq(id)))
-        .set(inbound_messages::state.eq(state))
+        .set((
+            inbound_messages::state.eq(state),
+            inbound_messages::settled_at.eq(Some(at)),
+        ))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Open messages whose at-risk or breached moment has come (by `now`) and is not yet
+/// recorded, soonest due first, at most `limit`.
+pub fn deadlines_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result<Vec<InboundRow>> {
+    use inbound_messages::dsl as m;
+    Ok(m::inbound_messages
+        .select(InboundRow::as_select())
+        .filter(m::state.eq("open"))
+        .filter(
+            m::at_risk_at
+                .le(now)
+                .and(m::at_risk_noted_at.is_null())
+                .or(m::due_at.lt(now).and(m::breached_noted_at.is_null())),
+        )
+        .order((m::due_at.asc(), m::id.asc()))
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// Marks the at-risk and breached moments recorded (those given).
+pub fn note_deadline(
+    conn: &mut DbConn,
+    id: &str,
+    at_risk: Option<NaiveDateTime>,
+    breached: Option<NaiveDateTime>,
+) -> Result<()> {
+    use inbound_messages::dsl as m;
+    if let Some(t) = at_risk {
+        diesel::update(m::inbound_messages.filter(m::id.eq(id)))
+            .set(m::at_risk_noted_at.eq(Some(t)))
+            .execute(conn)?;
+    }
+    if let Some(t) = breached {
+        diesel::update(m::inbound_messages.filter(m::id.eq(id)))
+            .set(m::breached_noted_at.eq(Some(t)))
+            .execute(conn)?;
+    }
     Ok(())
 }
 

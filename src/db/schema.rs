@@ -65,6 +65,10 @@ diesel::table! {
         state -> Text,
         closed_reason -> Nullable<Text>,
         created_at -> Timestamp,
+        at_risk_at -> Timestamp,
+        at_risk_noted_at -> Nullable<Timestamp>,
+        breached_noted_at -> Nullable<Timestamp>,
+        settled_at -> Nullable<Timestamp>,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Plain types and rules of the product: no actix, no Diesel.
 
+pub mod hours;
 pub mod ids;
 pub mod inbound;
 pub mod jobs;

@@ -66,10 +66,11 @@ pub async fn create(
         text: b.text,
         received_at: b.received_at.map(ApiTime::utc),
     };
+    let ctx = state.ctx.clone();
     let received = state
         .ctx
         .db
-        .run(move |conn| app::inbound::receive(conn, Some(&user.caller), &m))
+        .run(move |conn| app::inbound::receive(&ctx, conn, Some(&user.caller), &m))
         .await?;
     Ok(match received {
         Received::Created(v) => HttpResponse::Created().json(v),
@@ -108,10 +109,11 @@ pub async fn list(
         .parse()
         .map_err(Error::BadRequest)?;
     let limit = super::page_limit(q.limit)?;
+    let ctx = state.ctx.clone();
     let items = state
         .ctx
         .db
-        .run(move |conn| app::inbound::list(conn, &user.caller, wanted, limit))
+        .run(move |conn| app::inbound::list(&ctx, conn, &user.caller, wanted, limit))
         .await?;
     Ok(HttpResponse::Ok().json(items))
 }
@@ -130,10 +132,11 @@ pub async fn get_one(
     id: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id: InboundId = super::parse_id(&id)?;
+    let ctx = state.ctx.clone();
     let item = state
         .ctx
         .db
-        .run(move |conn| app::inbound::get(conn, &user.caller, id))
+        .run(move |conn| app::inbound::get(&ctx, conn, &user.caller, id))
         .await?;
     Ok(HttpResponse::Ok().json(item))
 }
@@ -152,10 +155,11 @@ pub async fn customer(
     id: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id: CustomerId = super::parse_id(&id)?;
+    let ctx = state.ctx.clone();
     let c = state
         .ctx
         .db
-        .run(move |conn| app::inbound::customer(conn, &user.caller, id))
+        .run(move |conn| app::inbound::customer(&ctx, conn, &user.caller, id))
         .await?;
     Ok(HttpResponse::Ok().json(c))
 }

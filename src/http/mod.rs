@@ -7,6 +7,7 @@ pub mod check;
 pub mod drafts;
 pub mod error;
 pub mod health;
+pub mod hours;
 pub mod inbound;
 pub mod limits;
 pub mod middleware;
@@ -102,6 +103,7 @@ pub fn app(
                 .service(inbound::list)
                 .service(inbound::get_one)
                 .service(inbound::customer)
+                .service(hours::hours)
                 .service(check::check)
                 .service(check::policies)
                 .service(check::reload)

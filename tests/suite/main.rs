@@ -15,6 +15,7 @@ mod audit_tamper;
 mod cli;
 mod fuzz_properties;
 mod hardening;
+mod hours;
 mod jobs;
 mod mail;
 mod outbox;

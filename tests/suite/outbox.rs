@@ -53,9 +53,10 @@ fn approve_one(ctx: &Context) -> String {
         text: "help".into(),
         received_at: None,
     };
-    let inbound = match countersign::app::inbound::receive(&mut conn, Some(&agent), &msg).unwrap() {
-        Received::Created(v) | Received::AlreadyKnown(v) => v.id,
-    };
+    let inbound =
+        match countersign::app::inbound::receive(ctx, &mut conn, Some(&agent), &msg).unwrap() {
+            Received::Created(v) | Received::AlreadyKnown(v) => v.id,
+        };
     let d = drafts::create(
         ctx,
         &mut conn,

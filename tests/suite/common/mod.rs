@@ -102,6 +102,16 @@ fn pg_admin(admin_url: &str, sql: &str) {
 /// The settings every test server of `db` runs with (files in its temporary folder), plus
 /// `extra` (`COUNTERSIGN_*` names).
 pub fn test_settings(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
+    test_settings_from(db, None, extra)
+}
+
+/// The same, with a settings file (TOML text, written into the test's folder) as well.
+pub fn test_settings_from(db: &TestDb, file: Option<&str>, extra: &[(&str, &str)]) -> Settings {
+    let path = file.map(|text| {
+        let p = db.dir.path().join("countersign.toml");
+        std::fs::write(&p, text).expect("write the settings file");
+        p
+    });
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("COUNTERSIGN_DATABASE_URL".into(), db.url.clone());
     env.insert("COUNTERSIGN_BIND".into(), "127.0.0.1:0".into());
@@ -124,7 +134,7 @@ pub fn test_settings(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
-    Settings::from_sources(None, &env).expect("settings")
+    Settings::from_sources(path.as_deref(), &env).expect("settings")
 }
 
 /// A running server and a client for it.
@@ -168,6 +178,22 @@ impl TestApp {
 
     pub fn start_with(db: TestDb, extra: &[(&str, &str)], workers: bool) -> TestApp {
         let settings = test_settings(&db, extra);
+        Self::start_settings(db, settings, workers)
+    }
+
+    /// Starts the server with a settings file (TOML text) besides the test settings, without
+    /// background tasks.
+    pub fn spawn_with_file(
+        backend: Backend,
+        file: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<TestApp> {
+        let db = TestDb::new(backend)?;
+        let settings = test_settings_from(&db, Some(file), extra);
+        Some(Self::start_settings(db, settings, false))
+    }
+
+    fn start_settings(db: TestDb, settings: Settings, workers: bool) -> TestApp {
         let mut app = Application::build(settings.clone()).expect("the server builds");
         if !workers {
             app = app.without_workers();
@@ -257,7 +283,9 @@ impl TestApp {
         entries
             .filter_map(|e| e.ok())
             .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            .map(|e| decode_quoted_printable(&std::fs::read_to_string(e.path()).expect("a mail file")))
+            .map(|e| {
+                decode_quoted_printable(&std::fs::read_to_string(e.path()).expect("a mail file"))
+            })
             .collect()
     }
 

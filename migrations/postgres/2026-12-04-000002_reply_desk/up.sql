@@ -1,0 +1,10 @@
+-- Reply deadlines in business time: when a message becomes at risk (computed at receipt,
+-- like due_at), when each of at-risk and breached was recorded (once each), and when the
+-- message left the open queue (answered or closed), which freezes its deadline state.
+ALTER TABLE inbound_messages ADD COLUMN at_risk_at TIMESTAMP;
+UPDATE inbound_messages SET at_risk_at = due_at - INTERVAL '30 minutes';
+ALTER TABLE inbound_messages ALTER COLUMN at_risk_at SET NOT NULL;
+ALTER TABLE inbound_messages ADD COLUMN at_risk_noted_at TIMESTAMP;
+ALTER TABLE inbound_messages ADD COLUMN breached_noted_at TIMESTAMP;
+ALTER TABLE inbound_messages ADD COLUMN settled_at TIMESTAMP;
+CREATE INDEX inbound_at_risk ON inbound_messages(state, at_risk_at);
