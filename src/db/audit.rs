@@ -784,7 +784,9 @@ pub fn read_entries(
                     audit_entries::body,
                     audit_entries::leaf_hash,
                 ))
-                .load_iter::<Row, DefaultLoadingMode>(c)?;
+                // Row by row: the server sends the next rows while these are decoded,
+                // instead of the whole batch first and then waiting for the next query.
+                .load_iter::<Row, diesel::pg::PgRowByRowLoadingMode>(c)?;
             for row in rows {
                 let (seq, at, actor, action, subject, body, hash) = row?;
                 let at = AtColumn::Time(at);
