@@ -43,7 +43,8 @@ struct Draft {
 #[derive(Debug, Default)]
 struct Replayed {
     users: HashMap<String, User>,
-    customers: HashMap<String, ()>,
+    /// id -> (crm_ref, merged_into)
+    customers: HashMap<String, (Option<String>, Option<String>)>,
     handles: HashMap<(String, String), String>,
     inbound: HashMap<String, Inbound>,
     drafts: HashMap<String, Draft>,
@@ -61,6 +62,10 @@ fn text(e: &EntryBody, key: &str) -> String {
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_string()
+}
+
+fn opt_text(e: &EntryBody, key: &str) -> Option<String> {
+    e.data.get(key).and_then(|v| v.as_str()).map(str::to_string)
 }
 
 fn int(e: &EntryBody, key: &str) -> i64 {
@@ -107,10 +112,56 @@ impl Replayed {
                     .push((e.seq, "user.updated of an unknown user".into())),
             },
             A::CustomerCreated => {
-                self.customers.insert(subject.clone(), ());
+                self.customers.insert(subject.clone(), (None, None));
                 self.handles
                     .insert((text(e, "channel"), text(e, "handle")), subject);
             }
+            A::CustomerUpdated => match self.customers.get_mut(&subject) {
+                Some((crm_ref, _)) => *crm_ref = opt_text(e, "crm_ref"),
+                None => self
+                    .faults
+                    .push((e.seq, "customer.updated of an unknown customer".into())),
+            },
+            A::CustomerLinked => {
+                if !self.customers.contains_key(&subject) {
+                    self.faults
+                        .push((e.seq, "customer.linked of an unknown customer".into()));
+                }
+                self.handles
+                    .insert((text(e, "channel"), text(e, "handle")), subject);
+            }
+            A::CustomerMerged => {
+                let from = text(e, "from");
+                if !self.customers.contains_key(&subject) || !self.customers.contains_key(&from) {
+                    self.faults
+                        .push((e.seq, "customer.merged of an unknown customer".into()));
+                    return;
+                }
+                // The merged-away record points at the survivor; its handles and messages
+                // move there, and the survivor's CRM reference is the one recorded.
+                self.customers
+                    .insert(from.clone(), (None, Some(subject.clone())));
+                if let Some((crm_ref, _)) = self.customers.get_mut(&subject) {
+                    *crm_ref = opt_text(e, "crm_ref");
+                }
+                for owner in self.handles.values_mut() {
+                    if *owner == from {
+                        *owner = subject.clone();
+                    }
+                }
+                for m in self.inbound.values_mut() {
+                    if m.customer_id == from {
+                        m.customer_id = subject.clone();
+                    }
+                }
+            }
+            A::InboundClosed => match self.inbound.get_mut(&subject) {
+                Some(m) => m.state = "closed",
+                None => self
+                    .faults
+                    .push((e.seq, "inbound.closed of an unknown message".into())),
+            },
+            A::DraftSuperseded => self.move_draft(e, &subject, DraftState::Superseded),
             A::InboundReceived => {
                 self.inbound.insert(
                     subject,
@@ -298,15 +349,30 @@ pub fn mismatches(conn: &mut DbConn) -> Result<Vec<StateMismatch>> {
     r.missing("users", expected.keys());
 
     let mut expected = replay.customers;
-    for (id, crm_ref) in db::state::customers(conn)? {
-        if expected.remove(&id).is_none() {
+    for (id, crm_ref, merged_into) in db::state::customers(conn)? {
+        let Some((want_ref, want_merged)) = expected.remove(&id) else {
             r.add(
                 "customers",
                 id,
                 "no customer.created entry explains this customer",
             );
-        } else if let Some(c) = crm_ref {
-            r.add("customers", id, differ("crm_ref", &c, ""));
+            continue;
+        };
+        if crm_ref != want_ref {
+            let show = |v: &Option<String>| v.clone().unwrap_or_default();
+            r.add(
+                "customers",
+                &id,
+                differ("crm_ref", &show(&crm_ref), &show(&want_ref)),
+            );
+        }
+        if merged_into != want_merged {
+            let show = |v: &Option<String>| v.clone().unwrap_or_default();
+            r.add(
+                "customers",
+                &id,
+                differ("merged_into", &show(&merged_into), &show(&want_merged)),
+            );
         }
     }
     r.missing("customers", expected.keys());

@@ -7,6 +7,7 @@ use super::notify;
 use super::posting::PostReply;
 use super::views::{DraftSummary, DraftView};
 use super::{Caller, Context};
+use crate::audit::action::SupersededBecause;
 use crate::audit::{text_sha256, ActionName, Actor, AuditAction};
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::{self, write_tx, DbConn};
@@ -61,6 +62,7 @@ fn next_state(d: &DraftRow, event: DraftEvent) -> Result<DraftState> {
             | DraftEvent::PostRefused
             | DraftEvent::PostBlocked => "posted",
             DraftEvent::Retry => "retried",
+            DraftEvent::Supersede => "superseded",
         };
         Error::Conflict(format!("a draft in state {state} cannot be {what}"))
     })
@@ -102,6 +104,7 @@ pub fn create(
                 inbound.state
             )));
         }
+        refuse_if_answer_on_its_way(conn, &inbound.id, None)?;
         let t = ctx.clock.now().naive_utc();
         let draft = DraftRow {
             id: id.clone(),
@@ -135,6 +138,63 @@ pub fn create(
         )?;
         view(conn, &id)
     })
+}
+
+/// 409 while the message has an approved draft other than `except` (its answer is being
+/// posted): a customer never gets two answers.
+fn refuse_if_answer_on_its_way(
+    conn: &mut DbConn,
+    inbound_id: &str,
+    except: Option<&str>,
+) -> Result<()> {
+    let approved = db::drafts::for_inbounds(conn, &[inbound_id.to_string()])?
+        .into_iter()
+        .find(|o| Some(o.id.as_str()) != except && o.state == DraftState::Approved.as_str());
+    match approved {
+        Some(o) => Err(Error::Conflict(format!(
+            "draft {} for this message is approved and being posted; a customer gets one answer",
+            o.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Supersedes every draft for the message that is not yet approved (except `except`), with
+/// a `draft.superseded` entry each. Run in the caller's transaction.
+pub fn supersede_others(
+    ctx: &Context,
+    conn: &mut DbConn,
+    inbound_id: &str,
+    except: Option<&str>,
+    because: SupersededBecause,
+    actor: &Actor,
+    t: chrono::NaiveDateTime,
+) -> Result<usize> {
+    let _ = ctx;
+    let mut n = 0;
+    for mut o in db::drafts::for_inbounds(conn, &[inbound_id.to_string()])? {
+        if Some(o.id.as_str()) == except {
+            continue;
+        }
+        let Some(next) = state_of(&o)?.apply(DraftEvent::Supersede) else {
+            continue;
+        };
+        o.state = next.as_str().into();
+        o.updated_at = t;
+        db::drafts::update(conn, &o)?;
+        db::audit::append(
+            conn,
+            t,
+            actor,
+            Some(&o.id),
+            &AuditAction::DraftSuperseded {
+                reason: because,
+                by: except.map(str::to_string),
+            },
+        )?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The revision row for the draft's current text and check, written by `author`.
@@ -208,6 +268,7 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
         let mut d = load(conn, id)?;
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Submit)?;
+        refuse_if_answer_on_its_way(conn, &d.inbound_id, Some(&d.id))?;
         let report = check(ctx, &d.text);
         if report.verdict == Verdict::Block {
             return Err(Error::Blocked(Box::new(report)));
@@ -321,6 +382,7 @@ pub fn review(
                             .into(),
                     ));
                 }
+                refuse_if_answer_on_its_way(conn, &d.inbound_id, Some(&d.id))?;
                 let report = check(ctx, &d.text);
                 if report.verdict == Verdict::Block {
                     return Err(Error::Blocked(Box::new(report)));
@@ -386,6 +448,16 @@ pub fn review(
             notify::decision(ctx, conn, &d, decision, &caller.username, t)?;
         }
         if state == DraftState::Approved {
+            // One answer per message: the others will never go out.
+            supersede_others(
+                ctx,
+                conn,
+                &d.inbound_id,
+                Some(&d.id),
+                SupersededBecause::AnotherApproved,
+                &Actor::System,
+                t,
+            )?;
             let job = PostReply {
                 draft_id: id,
                 channel: ctx.channel.name().to_string(),

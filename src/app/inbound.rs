@@ -1,11 +1,11 @@
 //! Inbound messages and customers (spec/api.md "Inbound messages and customers").
 
-use super::views::{CustomerView, InboundView};
+use super::views::InboundView;
 use super::{Caller, Context};
 use crate::audit::{Actor, AuditAction};
 use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{CustomerId, InboundId};
-use crate::domain::inbound::{normalize_handle, InboundState};
+use crate::domain::inbound::{Channel, InboundState};
 use crate::domain::roles::Permission;
 use crate::domain::text::check_field;
 use crate::error::{Error, Result};
@@ -30,26 +30,23 @@ pub enum Received {
     AlreadyKnown(InboundView),
 }
 
-fn validate(m: &NewInbound) -> Result<String> {
-    let channel_ok = !m.channel.is_empty()
-        && m.channel.len() <= 32
-        && m.channel
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if !channel_ok {
-        return Err(Error::BadRequest(
-            "channel must be a short lower-case name such as \"x\"".into(),
-        ));
-    }
+/// The message's channel and its author's handle in canonical form, or 400.
+fn validate(m: &NewInbound) -> Result<(Channel, String)> {
+    let channel: Channel = m.channel.parse().map_err(Error::BadRequest)?;
     let bad = Error::BadRequest;
     check_field("external_id", &m.external_id, 128, true).map_err(bad)?;
     check_field("text", &m.text, MAX_TEXT_CHARS, true).map_err(bad)?;
-    normalize_handle(&m.author_handle).ok_or_else(|| {
+    if let Some(ext) = &m.author_external_user_id {
+        check_field("author.external_user_id", ext, 128, true).map_err(bad)?;
+    }
+    let handle = channel.normalize_handle(&m.author_handle).ok_or_else(|| {
         Error::BadRequest(format!(
-            "author.handle {:?} is not a handle",
-            m.author_handle
+            "author.handle {:?}: {}",
+            m.author_handle.chars().take(64).collect::<String>(),
+            channel.handle_syntax()
         ))
-    })
+    })?;
+    Ok((channel, handle))
 }
 
 /// Records an inbound message, linking its author to a customer by handle (a new customer
@@ -64,44 +61,21 @@ pub fn receive(
     if let Some(c) = caller {
         c.require(Permission::CreateInbound)?;
     }
-    let handle = validate(m)?;
+    let (channel, handle) = validate(m)?;
     if let Some(at) = m.received_at {
-        crate::domain::inbound::check_received_at(&m.channel, at, ctx.clock.now())
+        crate::domain::inbound::check_received_at(channel.as_str(), at, ctx.clock.now())
             .map_err(Error::BadRequest)?;
     }
     let actor = caller.map_or(Actor::System, |c| Actor::User(c.id));
     let t0 = ctx.clock.now().naive_utc();
     write_tx(conn, |conn| {
-        if let Some(existing) = db::inbound::by_external_id(conn, &m.channel, &m.external_id)? {
+        if let Some(existing) = db::inbound::by_external_id(conn, channel.as_str(), &m.external_id)?
+        {
             return Ok(Received::AlreadyKnown(InboundView::build(existing, t0)));
         }
         let t = ctx.clock.now();
-        let customer_id = match db::inbound::customer_for_handle(conn, &m.channel, &handle)? {
-            Some(id) => id,
-            None => {
-                let id = CustomerId::new().to_string();
-                db::inbound::insert_customer(conn, &id, t.naive_utc())?;
-                db::inbound::insert_handle(
-                    conn,
-                    &m.channel,
-                    &handle,
-                    &id,
-                    m.author_external_user_id.as_deref(),
-                    t.naive_utc(),
-                )?;
-                db::audit::append(
-                    conn,
-                    t.naive_utc(),
-                    &actor,
-                    Some(&id),
-                    &AuditAction::CustomerCreated {
-                        channel: m.channel.clone(),
-                        handle: handle.clone(),
-                    },
-                )?;
-                id
-            }
-        };
+        let customer = customer_for(ctx, conn, &actor, channel, &handle, m)?;
+        let customer_id = customer.to_string();
         let received_at = m.received_at.unwrap_or(t);
         let due = ctx.settings.hours.due_at(received_at);
         let at_risk = ctx.settings.hours.at_risk_at(received_at);
@@ -110,7 +84,7 @@ pub fn receive(
             conn,
             &db::inbound::NewInbound {
                 id: &id,
-                channel: &m.channel,
+                channel: channel.as_str(),
                 external_id: &m.external_id,
                 customer_id: &customer_id,
                 author_handle: &handle,
@@ -172,22 +146,103 @@ pub fn get(
         .ok_or_else(|| Error::not_found("inbound message", id))
 }
 
-/// A customer, their handles and their recent messages.
-pub fn customer(
+/// The customer a message's author is: the owner of the handle on the channel, else the
+/// owner of the channel's user id (the author renamed their handle: the new handle is
+/// linked, `customer.linked`), else a new customer (`customer.created`).
+fn customer_for(
+    ctx: &Context,
+    conn: &mut DbConn,
+    actor: &Actor,
+    channel: Channel,
+    handle: &str,
+    m: &NewInbound,
+) -> Result<CustomerId> {
+    if let Some(owner) = db::customers::owner_of_handle(conn, channel.as_str(), handle)? {
+        return Ok(owner);
+    }
+    let t = ctx.clock.now().naive_utc();
+    let known = match &m.author_external_user_id {
+        Some(ext) => db::customers::owner_of_external_user(conn, channel.as_str(), ext)?,
+        None => None,
+    };
+    let (id, action) = match known {
+        Some(owner) => (
+            owner,
+            AuditAction::CustomerLinked {
+                channel: channel.as_str().into(),
+                handle: handle.to_string(),
+                external_user_id: m.author_external_user_id.clone(),
+            },
+        ),
+        None => {
+            let id = CustomerId::new();
+            db::customers::insert(conn, id, t)?;
+            (
+                id,
+                AuditAction::CustomerCreated {
+                    channel: channel.as_str().into(),
+                    handle: handle.to_string(),
+                },
+            )
+        }
+    };
+    db::customers::insert_handle(
+        conn,
+        channel.as_str(),
+        handle,
+        id,
+        m.author_external_user_id.as_deref(),
+        t,
+    )?;
+    db::audit::append(conn, t, actor, Some(&id.to_string()), &action)?;
+    Ok(id)
+}
+
+/// Closes an open message without a reply, with a reason: it leaves the queue, and its
+/// drafts not yet approved are superseded. Records `inbound.closed` (and
+/// `draft.superseded` for each). Errors: 400 an empty reason, 403 without the agent or
+/// admin role, 404 unknown message, 409 not open.
+pub fn close(
     ctx: &Context,
     conn: &mut DbConn,
     caller: &Caller,
-    id: CustomerId,
-) -> Result<CustomerView> {
-    caller.require(Permission::Read)?;
-    let key = id.to_string();
-    let c = db::inbound::customer(conn, &key)?.ok_or_else(|| Error::not_found("customer", id))?;
-    let handles = db::inbound::handles_of(conn, &key)?;
-    let history = db::inbound::history_of(conn, &key, 100)?;
-    Ok(CustomerView::build(
-        c,
-        handles,
-        history,
-        ctx.clock.now().naive_utc(),
-    ))
+    id: InboundId,
+    reason: &str,
+) -> Result<InboundView> {
+    caller.require(Permission::ManageCustomers)?;
+    let reason = reason.trim();
+    check_field("reason", reason, 1000, true).map_err(Error::BadRequest)?;
+    write_tx(conn, |conn| {
+        let key = id.to_string();
+        let m = db::inbound::by_id(conn, &key)?
+            .ok_or_else(|| Error::not_found("inbound message", id))?;
+        let t = ctx.clock.now().naive_utc();
+        if !db::inbound::close(conn, &key, reason, t)? {
+            return Err(Error::Conflict(format!(
+                "the inbound message is {}; only an open message can be closed",
+                m.state
+            )));
+        }
+        db::audit::append(
+            conn,
+            t,
+            &Actor::User(caller.id),
+            Some(&key),
+            &AuditAction::InboundClosed {
+                reason: reason.to_string(),
+            },
+        )?;
+        super::drafts::supersede_others(
+            ctx,
+            conn,
+            &key,
+            None,
+            crate::audit::action::SupersededBecause::Closed,
+            &Actor::User(caller.id),
+            t,
+        )?;
+        let row = db::inbound::by_id(conn, &key)?
+            .ok_or_else(|| Error::Internal("inbound row vanished".into()))?;
+        Ok(InboundView::build(row, t))
+    })
 }

@@ -8,6 +8,7 @@ pub mod audit_state;
 pub mod bundles;
 pub mod checkpoints;
 pub mod clock;
+pub mod customers;
 pub mod deadlines;
 pub mod drafts;
 pub mod inbound;

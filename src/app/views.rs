@@ -1,7 +1,8 @@
 //! The shapes the API returns (spec/api.md), built from stored rows. Times are RFC 3339 UTC.
 
+use crate::db::customers::HandleRow;
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
-use crate::db::inbound::{CustomerRow, HandleRow, InboundRow};
+use crate::db::inbound::InboundRow;
 use crate::db::jobs::JobRow;
 use crate::domain::hours::Deadline;
 use crate::domain::jobs::JobState;
@@ -83,6 +84,7 @@ impl From<HandleRow> for HandleView {
     }
 }
 
+/// A customer record (spec/api.md "Inbound messages and customers").
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CustomerView {
     pub id: String,
@@ -90,27 +92,93 @@ pub struct CustomerView {
     pub crm_ref: Option<String>,
     pub created_at: String,
     pub handles: Vec<HandleView>,
-    /// Their messages, newest first.
-    pub history: Vec<InboundView>,
+    /// Everything that happened with this customer, oldest first, one page of it.
+    pub history: Vec<HistoryItem>,
+    /// The cursor of the next page of `history` (pass it as `after`), or null at the end.
+    pub next: Option<String>,
+    /// Present when the id asked for was merged away: the survivor, whose record this is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
-impl CustomerView {
-    pub fn build(
-        c: CustomerRow,
-        handles: Vec<HandleRow>,
-        history: Vec<InboundRow>,
-        now: NaiveDateTime,
-    ) -> Self {
-        CustomerView {
-            id: c.id,
-            crm_ref: c.crm_ref,
-            created_at: rfc3339(c.created_at),
-            handles: handles.into_iter().map(Into::into).collect(),
-            history: history
-                .into_iter()
-                .map(|r| InboundView::build(r, now))
-                .collect(),
+/// What a history item records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryKind {
+    /// A message from the customer (`at`: received).
+    #[default]
+    Inbound,
+    /// A draft reply to one of their messages (`at`: created).
+    Draft,
+    /// A review of such a draft.
+    Review,
+    /// A reply posted to them (`id`: the draft; `at`: posted).
+    Post,
+}
+
+impl HistoryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            HistoryKind::Inbound => "inbound",
+            HistoryKind::Draft => "draft",
+            HistoryKind::Review => "review",
+            HistoryKind::Post => "post",
         }
+    }
+}
+
+/// One event of a customer's history.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct HistoryItem {
+    pub kind: HistoryKind,
+    pub id: String,
+    /// RFC 3339.
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<String>,
+}
+
+impl HistoryItem {
+    /// The order of a history: time, then kind, then id. (`at` is fixed-width RFC 3339
+    /// UTC, so its text sorts as time.)
+    pub fn sort_key(&self) -> (String, HistoryKind, String) {
+        (self.at.clone(), self.kind, self.id.clone())
+    }
+
+    /// The `next` cursor after this item: `AT~KIND~ID`.
+    pub fn cursor(&self) -> String {
+        format!("{}~{}~{}", self.at, self.kind.as_str(), self.id)
+    }
+
+    /// The sort key a cursor names, if it is one.
+    pub fn parse_cursor(cursor: &str) -> Option<(String, HistoryKind, String)> {
+        let mut parts = cursor.splitn(3, '~');
+        let (at, kind, id) = (parts.next()?, parts.next()?, parts.next()?);
+        crate::domain::time::ApiTime::parse(at).ok()?;
+        let kind = [
+            HistoryKind::Inbound,
+            HistoryKind::Draft,
+            HistoryKind::Review,
+            HistoryKind::Post,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)?;
+        uuid::Uuid::parse_str(id).ok()?;
+        Some((at.to_string(), kind, id.to_string()))
     }
 }
 

@@ -25,12 +25,17 @@ pub enum ActionName {
     UserLockedOut,
     UserLogout,
     CustomerCreated,
+    CustomerUpdated,
+    CustomerLinked,
+    CustomerMerged,
     InboundReceived,
     InboundAtRisk,
     InboundBreached,
+    InboundClosed,
     DraftCreated,
     DraftRevised,
     DraftSubmitted,
+    DraftSuperseded,
     ReviewApproved,
     ReviewRejected,
     ReviewChangesRequested,
@@ -53,12 +58,17 @@ impl ActionName {
             ActionName::UserLockedOut => "user.locked_out",
             ActionName::UserLogout => "user.logout",
             ActionName::CustomerCreated => "customer.created",
+            ActionName::CustomerUpdated => "customer.updated",
+            ActionName::CustomerLinked => "customer.linked",
+            ActionName::CustomerMerged => "customer.merged",
             ActionName::InboundReceived => "inbound.received",
             ActionName::InboundAtRisk => "inbound.at_risk",
             ActionName::InboundBreached => "inbound.breached",
+            ActionName::InboundClosed => "inbound.closed",
             ActionName::DraftCreated => "draft.created",
             ActionName::DraftRevised => "draft.revised",
             ActionName::DraftSubmitted => "draft.submitted",
+            ActionName::DraftSuperseded => "draft.superseded",
             ActionName::ReviewApproved => "review.approved",
             ActionName::ReviewRejected => "review.rejected",
             ActionName::ReviewChangesRequested => "review.changes_requested",
@@ -104,6 +114,16 @@ pub enum LockScope {
     Address { address: String },
 }
 
+/// Why a draft was superseded (`draft.superseded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupersededBecause {
+    /// Another draft for the same message was approved.
+    AnotherApproved,
+    /// The message was closed.
+    Closed,
+}
+
 /// One policy file as it came into force (`policy.activated`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyFileRecord {
@@ -142,6 +162,23 @@ pub enum AuditAction {
         channel: String,
         handle: String,
     },
+    /// The CRM reference was set (or cleared: null).
+    CustomerUpdated {
+        crm_ref: Option<String>,
+        previous_crm_ref: Option<String>,
+    },
+    /// A handle was linked to the customer.
+    CustomerLinked {
+        channel: String,
+        handle: String,
+        external_user_id: Option<String>,
+    },
+    /// `from` was merged into the subject (the survivor): its handles and history moved,
+    /// and the survivor's CRM reference is now `crm_ref`.
+    CustomerMerged {
+        from: String,
+        crm_ref: Option<String>,
+    },
     InboundReceived {
         channel: String,
         external_id: String,
@@ -163,6 +200,10 @@ pub enum AuditAction {
         /// RFC 3339.
         due_at: String,
     },
+    /// An agent closed the message without a reply.
+    InboundClosed {
+        reason: String,
+    },
     DraftCreated {
         inbound_id: String,
         revision: i32,
@@ -180,6 +221,14 @@ pub enum AuditAction {
         revision: i32,
         text_sha256: String,
         check: CheckReport,
+    },
+    /// The draft will never be posted: another draft for its message was approved
+    /// (`by`), or the message was closed.
+    DraftSuperseded {
+        reason: SupersededBecause,
+        /// The approved draft, when that is why.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     ReviewApproved {
         revision: i32,
@@ -265,12 +314,17 @@ impl AuditAction {
             AuditAction::UserLockedOut { .. } => ActionName::UserLockedOut,
             AuditAction::UserLogout {} => ActionName::UserLogout,
             AuditAction::CustomerCreated { .. } => ActionName::CustomerCreated,
+            AuditAction::CustomerUpdated { .. } => ActionName::CustomerUpdated,
+            AuditAction::CustomerLinked { .. } => ActionName::CustomerLinked,
+            AuditAction::CustomerMerged { .. } => ActionName::CustomerMerged,
             AuditAction::InboundReceived { .. } => ActionName::InboundReceived,
             AuditAction::InboundAtRisk { .. } => ActionName::InboundAtRisk,
             AuditAction::InboundBreached { .. } => ActionName::InboundBreached,
+            AuditAction::InboundClosed { .. } => ActionName::InboundClosed,
             AuditAction::DraftCreated { .. } => ActionName::DraftCreated,
             AuditAction::DraftRevised { .. } => ActionName::DraftRevised,
             AuditAction::DraftSubmitted { .. } => ActionName::DraftSubmitted,
+            AuditAction::DraftSuperseded { .. } => ActionName::DraftSuperseded,
             AuditAction::ReviewApproved { .. } => ActionName::ReviewApproved,
             AuditAction::ReviewRejected { .. } => ActionName::ReviewRejected,
             AuditAction::ReviewChangesRequested { .. } => ActionName::ReviewChangesRequested,

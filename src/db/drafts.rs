@@ -185,3 +185,21 @@ pub fn list_by_state(conn: &mut DbConn, state: Option<&str>, limit: i64) -> Resu
         .limit(limit)
         .load(conn)?)
 }
+
+/// Every draft for these inbound messages, oldest first.
+pub fn for_inbounds(conn: &mut DbConn, inbound_ids: &[String]) -> Result<Vec<DraftRow>> {
+    Ok(drafts::table
+        .select(DraftRow::as_select())
+        .filter(drafts::inbound_id.eq_any(inbound_ids))
+        .order(drafts::id.asc())
+        .load(conn)?)
+}
+
+/// Every review of these drafts, oldest first.
+pub fn reviews_of_drafts(conn: &mut DbConn, draft_ids: &[String]) -> Result<Vec<ReviewRow>> {
+    Ok(reviews::table
+        .select(ReviewRow::as_select())
+        .filter(reviews::draft_id.eq_any(draft_ids))
+        .order(reviews::id.asc())
+        .load(conn)?)
+}

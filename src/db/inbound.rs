@@ -1,6 +1,6 @@
-//! Customers, their handles, and inbound messages.
+//! Inbound messages: the queue, and each message's deadline marks.
 
-use super::schema::{customer_handles, customers, inbound_messages};
+use super::schema::inbound_messages;
 use super::DbConn;
 use crate::error::Result;
 use chrono::NaiveDateTime;
@@ -30,24 +30,6 @@ pub struct InboundRow {
     pub settled_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = customers)]
-pub struct CustomerRow {
-    pub id: String,
-    pub crm_ref: Option<String>,
-    pub created_at: NaiveDateTime,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = customer_handles)]
-pub struct HandleRow {
-    pub channel: String,
-    pub handle: String,
-    pub customer_id: String,
-    pub external_user_id: Option<String>,
-    pub created_at: NaiveDateTime,
-}
-
 pub fn by_external_id(
     conn: &mut DbConn,
     channel: &str,
@@ -67,47 +49,6 @@ pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<InboundRow>> {
         .filter(inbound_messages::id.eq(id))
         .first(conn)
         .optional()?)
-}
-
-/// The customer who owns this handle on this channel, if any.
-pub fn customer_for_handle(
-    conn: &mut DbConn,
-    channel: &str,
-    handle: &str,
-) -> Result<Option<String>> {
-    Ok(customer_handles::table
-        .select(customer_handles::customer_id)
-        .filter(customer_handles::channel.eq(channel))
-        .filter(customer_handles::handle.eq(handle))
-        .first(conn)
-        .optional()?)
-}
-
-pub fn insert_customer(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<()> {
-    diesel::insert_into(customers::table)
-        .values((customers::id.eq(id), customers::created_at.eq(now)))
-        .execute(conn)?;
-    Ok(())
-}
-
-pub fn insert_handle(
-    conn: &mut DbConn,
-    channel: &str,
-    handle: &str,
-    customer_id: &str,
-    external_user_id: Option<&str>,
-    now: NaiveDateTime,
-) -> Result<()> {
-    diesel::insert_into(customer_handles::table)
-        .values((
-            customer_handles::channel.eq(channel),
-            customer_handles::handle.eq(handle),
-            customer_handles::customer_id.eq(customer_id),
-            customer_handles::external_user_id.eq(external_user_id),
-            customer_handles::created_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(())
 }
 
 pub struct NewInbound<'a> {
@@ -202,28 +143,39 @@ pub fn note_deadline(
     Ok(())
 }
 
-pub fn customer(conn: &mut DbConn, id: &str) -> Result<Option<CustomerRow>> {
-    Ok(customers::table
-        .select(CustomerRow::as_select())
-        .filter(customers::id.eq(id))
-        .first(conn)
-        .optional()?)
-}
-
-pub fn handles_of(conn: &mut DbConn, customer_id: &str) -> Result<Vec<HandleRow>> {
-    Ok(customer_handles::table
-        .select(HandleRow::as_select())
-        .filter(customer_handles::customer_id.eq(customer_id))
-        .order(customer_handles::created_at.asc())
-        .load(conn)?)
-}
-
-/// The customer's messages, newest first.
-pub fn history_of(conn: &mut DbConn, customer_id: &str, limit: i64) -> Result<Vec<InboundRow>> {
+/// Every message of these customers, oldest first.
+pub fn of_customers(conn: &mut DbConn, customer_ids: &[String]) -> Result<Vec<InboundRow>> {
     Ok(inbound_messages::table
         .select(InboundRow::as_select())
-        .filter(inbound_messages::customer_id.eq(customer_id))
-        .order(inbound_messages::received_at.desc())
-        .limit(limit)
+        .filter(inbound_messages::customer_id.eq_any(customer_ids))
+        .order((
+            inbound_messages::received_at.asc(),
+            inbound_messages::id.asc(),
+        ))
         .load(conn)?)
+}
+
+/// Moves every message of customer `from` to customer `to` (a merge).
+pub fn move_to_customer(conn: &mut DbConn, from: &str, to: &str) -> Result<usize> {
+    Ok(
+        diesel::update(inbound_messages::table.filter(inbound_messages::customer_id.eq(from)))
+            .set(inbound_messages::customer_id.eq(to))
+            .execute(conn)?,
+    )
+}
+
+/// Closes an open message with a reason, at `at`. Returns whether it was open.
+pub fn close(conn: &mut DbConn, id: &str, reason: &str, at: NaiveDateTime) -> Result<bool> {
+    let n = diesel::update(
+        inbound_messages::table
+            .filter(inbound_messages::id.eq(id))
+            .filter(inbound_messages::state.eq("open")),
+    )
+    .set((
+        inbound_messages::state.eq("closed"),
+        inbound_messages::closed_reason.eq(Some(reason)),
+        inbound_messages::settled_at.eq(Some(at)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
 }

@@ -39,6 +39,7 @@ diesel::table! {
         id -> Text,
         crm_ref -> Nullable<Text>,
         created_at -> Timestamp,
+        merged_into -> Nullable<Text>,
     }
 }
 

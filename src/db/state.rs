@@ -19,10 +19,12 @@ pub fn users(conn: &mut DbConn) -> Result<Vec<UserState>> {
         .load(conn)?)
 }
 
-/// `(id, crm_ref)`.
-pub fn customers(conn: &mut DbConn) -> Result<Vec<(String, Option<String>)>> {
+/// `(id, crm_ref, merged_into)`.
+pub type CustomerState = (String, Option<String>, Option<String>);
+
+pub fn customers(conn: &mut DbConn) -> Result<Vec<CustomerState>> {
     Ok(customers::table
-        .select((customers::id, customers::crm_ref))
+        .select((customers::id, customers::crm_ref, customers::merged_into))
         .load(conn)?)
 }
 

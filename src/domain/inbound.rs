@@ -4,14 +4,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
-/// How long a customer may wait for an answer. Until business hours are configured the
-/// clock always runs, so the deadline is receipt + 2 hours.
-pub const REPLY_WITHIN: Duration = Duration::hours(2);
-
-pub fn due_at(received_at: DateTime<Utc>) -> DateTime<Utc> {
-    received_at + REPLY_WITHIN
-}
-
 /// How far ahead of our clock a `received_at` may be (clocks differ a little).
 pub const CLOCK_SKEW: Duration = Duration::minutes(5);
 
@@ -91,15 +83,99 @@ impl FromStr for InboundState {
     }
 }
 
-/// A channel's user handle in its canonical form: without the leading `@`, lower case
-/// (X handles are case-insensitive), so `@ExampleCare` and `examplecare` are one customer.
-pub fn normalize_handle(handle: &str) -> Option<String> {
-    let h = handle.trim().trim_start_matches('@').to_lowercase();
-    let valid = !h.is_empty()
-        && h.chars().count() <= 50
-        && h.chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '-');
-    valid.then_some(h)
+/// The networks a message can come from (spec/api.md: `x`, `mastodon` or `log`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    X,
+    Mastodon,
+    /// Messages entered by hand or from an integration; replies go to the post log.
+    Log,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::X => "x",
+            Channel::Mastodon => "mastodon",
+            Channel::Log => "log",
+        }
+    }
+
+    /// A handle in its canonical form on this channel, or `None` if it does not follow the
+    /// channel's syntax. Compared case-insensitively, so stored lower case, without the
+    /// leading `@`:
+    /// - X: 1 to 15 letters, digits or `_`;
+    /// - Mastodon: `user@domain`, the user part letters, digits or `_` (1 to 30), the
+    ///   domain a host name;
+    /// - log: up to 50 letters, digits, `_`, `.`, `-` or `@`.
+    pub fn normalize_handle(self, handle: &str) -> Option<String> {
+        let h = handle.trim();
+        let h = h.strip_prefix('@').unwrap_or(h).to_lowercase();
+        let word = |s: &str, max: usize| {
+            !s.is_empty()
+                && s.chars().count() <= max
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let valid = match self {
+            Channel::X => word(&h, 15),
+            Channel::Mastodon => h.split_once('@').is_some_and(|(user, domain)| {
+                word(user, 30)
+                    && domain.len() <= 253
+                    && domain.contains('.')
+                    && domain.split('.').all(|label| {
+                        !label.is_empty()
+                            && label.len() <= 63
+                            && !label.starts_with('-')
+                            && !label.ends_with('-')
+                            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    })
+            }),
+            Channel::Log => {
+                !h.is_empty()
+                    && h.chars().count() <= 50
+                    && h.chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'))
+            }
+        };
+        valid.then_some(h)
+    }
+
+    /// What a handle on this channel looks like, for error messages.
+    pub fn handle_syntax(self) -> &'static str {
+        match self {
+            Channel::X => "an X handle is 1 to 15 letters, digits or _",
+            Channel::Mastodon => "a Mastodon handle is user@domain",
+            Channel::Log => "a handle is up to 50 letters, digits, _, ., - or @",
+        }
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "x" => Ok(Channel::X),
+            "mastodon" => Ok(Channel::Mastodon),
+            "log" => Ok(Channel::Log),
+            other => Err(format!(
+                "unknown channel {:?} (channels: x, mastodon, log)",
+                other.chars().take(32).collect::<String>()
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A handle typed without a channel (a search): without `@`, lower case.
+pub fn search_form(handle: &str) -> String {
+    let h = handle.trim();
+    h.strip_prefix('@').unwrap_or(h).to_lowercase()
 }
 
 #[cfg(test)]
@@ -107,17 +183,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handles_are_case_insensitive_and_at_optional() {
+    fn handles_follow_each_channels_syntax_case_insensitively() {
+        let x = |h| Channel::X.normalize_handle(h);
+        assert_eq!(x("@ExampleCare").as_deref(), Some("examplecare"));
+        assert_eq!(x("examplecare").as_deref(), Some("examplecare"));
+        assert_eq!(x("@"), None);
+        assert_eq!(x("a b"), None);
+        assert_eq!(x("a.b"), None);
+        assert_eq!(x("sixteen_letters_"), None);
+        let m = |h| Channel::Mastodon.normalize_handle(h);
         assert_eq!(
-            normalize_handle("@ExampleCare").as_deref(),
-            Some("examplecare")
+            m("@Ana@Mastodon.Social").as_deref(),
+            Some("ana@mastodon.social")
         );
+        assert_eq!(m("ana"), None);
+        assert_eq!(m("ana@localhost"), None);
+        assert_eq!(m("a-na@mastodon.social"), None);
+        assert_eq!(m("ana@-bad.social"), None);
         assert_eq!(
-            normalize_handle("examplecare").as_deref(),
-            Some("examplecare")
+            Channel::Log.normalize_handle("@Some.One").as_deref(),
+            Some("some.one")
         );
-        assert_eq!(normalize_handle("@"), None);
-        assert_eq!(normalize_handle("a b"), None);
+        assert!("twitter".parse::<Channel>().is_err());
+        assert_eq!("mastodon".parse::<Channel>(), Ok(Channel::Mastodon));
     }
 
     #[test]
@@ -132,11 +220,5 @@ mod tests {
             .contains("before the x channel existed"));
         assert!(check_received_at("log", before_x, now).is_ok());
         assert!(check_received_at("mastodon", channel_opened("x"), now).is_err());
-    }
-
-    #[test]
-    fn deadline_is_two_hours_without_business_hours() {
-        let t = Utc::now();
-        assert_eq!(due_at(t) - t, Duration::hours(2));
     }
 }

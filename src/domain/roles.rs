@@ -96,6 +96,8 @@ pub enum Permission {
     CreateInbound,
     /// Create, revise and submit drafts.
     WriteDrafts,
+    /// Link handles, merge customers, set a CRM reference, close a message.
+    ManageCustomers,
     /// Approve, reject or ask for changes.
     Review,
     /// Query and verify the audit log.
@@ -114,6 +116,7 @@ impl Permission {
             Permission::Read => &[Agent, Reviewer, Auditor, Admin],
             Permission::CreateInbound => &[Agent, Admin],
             Permission::WriteDrafts => &[Agent],
+            Permission::ManageCustomers => &[Agent, Admin],
             Permission::Review => &[Reviewer],
             Permission::ReadAudit => &[Auditor, Admin],
             Permission::ReadPolicies => &[Auditor, Admin],
@@ -136,6 +139,7 @@ mod tests {
             Permission::Read,
             Permission::CreateInbound,
             Permission::WriteDrafts,
+            Permission::ManageCustomers,
             Permission::Review,
             Permission::ReadAudit,
             Permission::ReadPolicies,

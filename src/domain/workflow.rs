@@ -18,6 +18,8 @@ pub enum DraftState {
     Approved,
     Posted,
     PostFailed,
+    /// Another draft for the message was approved, or the message was closed: final.
+    Superseded,
 }
 
 /// What can happen to a draft.
@@ -44,10 +46,12 @@ pub enum DraftEvent {
     PostBlocked,
     /// A reviewer sends a `post_failed` draft back to posting.
     Retry,
+    /// Another draft for the same message was approved, or the message was closed.
+    Supersede,
 }
 
 impl DraftState {
-    pub const ALL: [DraftState; 7] = [
+    pub const ALL: [DraftState; 8] = [
         DraftState::Draft,
         DraftState::PendingReview,
         DraftState::ChangesRequested,
@@ -55,6 +59,7 @@ impl DraftState {
         DraftState::Approved,
         DraftState::Posted,
         DraftState::PostFailed,
+        DraftState::Superseded,
     ];
 
     /// The table of moves: the state after `event`, or `None` when the move is not allowed.
@@ -73,6 +78,9 @@ impl DraftState {
             (S::Approved, E::PostRefused) => Some(S::PendingReview),
             (S::Approved, E::PostBlocked) => Some(S::ChangesRequested),
             (S::PostFailed, E::Retry) => Some(S::Approved),
+            (S::Draft | S::PendingReview | S::ChangesRequested, E::Supersede) => {
+                Some(S::Superseded)
+            }
             _ => None,
         }
     }
@@ -86,6 +94,7 @@ impl DraftState {
             DraftState::Approved => "approved",
             DraftState::Posted => "posted",
             DraftState::PostFailed => "post_failed",
+            DraftState::Superseded => "superseded",
         }
     }
 }
@@ -97,7 +106,7 @@ impl fmt::Display for DraftState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown draft state {0:?} (states: draft, pending_review, changes_requested, rejected, approved, posted, post_failed)")]
+#[error("unknown draft state {0:?} (states: draft, pending_review, changes_requested, rejected, approved, posted, post_failed, superseded)")]
 pub struct UnknownState(pub String);
 
 impl FromStr for DraftState {
@@ -163,7 +172,7 @@ mod tests {
     use DraftEvent as E;
     use DraftState as S;
 
-    const EVENTS: [DraftEvent; 11] = [
+    const EVENTS: [DraftEvent; 12] = [
         E::Revise,
         E::Submit,
         E::Approve { complete: false },
@@ -175,6 +184,7 @@ mod tests {
         E::PostRefused,
         E::PostBlocked,
         E::Retry,
+        E::Supersede,
     ];
 
     #[test]
@@ -211,6 +221,7 @@ mod tests {
         for e in EVENTS {
             assert_eq!(S::Posted.apply(e), None);
             assert_eq!(S::Rejected.apply(e), None);
+            assert_eq!(S::Superseded.apply(e), None);
         }
     }
 
@@ -240,6 +251,14 @@ mod tests {
             } else {
                 assert_eq!(after, None, "{s}");
             }
+        }
+    }
+
+    #[test]
+    fn only_drafts_not_yet_approved_are_superseded() {
+        for s in S::ALL {
+            let before_approval = matches!(s, S::Draft | S::PendingReview | S::ChangesRequested);
+            assert_eq!(s.apply(E::Supersede).is_some(), before_approval, "{s}");
         }
     }
 

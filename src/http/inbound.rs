@@ -1,14 +1,10 @@
-//! `POST /inbound`, `GET /inbound`, `GET /inbound/{id}`, `GET /customers/{id}`.
+//! `POST /inbound`, `GET /inbound`, `GET /inbound/{id}`, `POST /inbound/{id}/close`.
 
 use super::auth::SignedIn;
 use super::error::ErrorBody;
 use super::State;
-use crate::app::{
-    self,
-    inbound::Received,
-    views::{CustomerView, InboundView},
-};
-use crate::domain::ids::{CustomerId, InboundId};
+use crate::app::{self, inbound::Received, views::InboundView};
+use crate::domain::ids::InboundId;
 use crate::domain::inbound::InboundState;
 use crate::domain::time::ApiTime;
 use crate::error::Error;
@@ -141,25 +137,39 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(item))
 }
 
-/// A customer: their handles and their history.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    /// Why the message gets no reply (spam, answered elsewhere…).
+    pub reason: String,
+}
+
+/// Close an open message without a reply; its drafts not yet approved are superseded.
 #[utoipa::path(
     tag = "inbound",
     security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "the customer's id (UUID)")),
-    responses((status = 200, body = CustomerView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    params(("id" = uuid::Uuid, Path, description = "the message's id (UUID)")),
+    request_body = CloseRequest,
+    responses(
+        (status = 200, body = InboundView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "the message is not open", body = ErrorBody),
+    )
 )]
-#[get("/customers/{id}")]
-pub async fn customer(
+#[post("/inbound/{id}/close")]
+pub async fn close(
     state: State,
     user: SignedIn,
     id: web::Path<String>,
+    body: web::Json<CloseRequest>,
 ) -> Result<HttpResponse, Error> {
-    let id: CustomerId = super::parse_id(&id)?;
+    let id: InboundId = super::parse_id(&id)?;
     let ctx = state.ctx.clone();
-    let c = state
+    let reason = body.into_inner().reason;
+    let view = state
         .ctx
         .db
-        .run(move |conn| app::inbound::customer(&ctx, conn, &user.caller, id))
+        .run(move |conn| app::inbound::close(&ctx, conn, &user.caller, id, &reason))
         .await?;
-    Ok(HttpResponse::Ok().json(c))
+    Ok(HttpResponse::Ok().json(view))
 }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod check;
+pub mod customers;
 pub mod drafts;
 pub mod error;
 pub mod health;
@@ -102,7 +103,12 @@ pub fn app(
                 .service(inbound::create)
                 .service(inbound::list)
                 .service(inbound::get_one)
-                .service(inbound::customer)
+                .service(inbound::close)
+                .service(customers::find)
+                .service(customers::get_one)
+                .service(customers::update)
+                .service(customers::link)
+                .service(customers::merge)
                 .service(hours::hours)
                 .service(check::check)
                 .service(check::policies)

@@ -689,7 +689,13 @@ fn openapi_describes_every_route(b: Backend) {
         ("post", "/api/v1/inbound"),
         ("get", "/api/v1/inbound"),
         ("get", "/api/v1/inbound/{id}"),
+        ("post", "/api/v1/inbound/{id}/close"),
+        ("get", "/api/v1/customers"),
         ("get", "/api/v1/customers/{id}"),
+        ("patch", "/api/v1/customers/{id}"),
+        ("post", "/api/v1/customers/{id}/handles"),
+        ("post", "/api/v1/customers/{id}/merge"),
+        ("get", "/api/v1/hours"),
         ("post", "/api/v1/check"),
         ("post", "/api/v1/drafts"),
         ("get", "/api/v1/drafts"),
@@ -697,6 +703,7 @@ fn openapi_describes_every_route(b: Backend) {
         ("put", "/api/v1/drafts/{id}"),
         ("post", "/api/v1/drafts/{id}/submit"),
         ("post", "/api/v1/drafts/{id}/reviews"),
+        ("post", "/api/v1/drafts/{id}/retry"),
         ("get", "/api/v1/audit"),
         ("get", "/api/v1/audit/verify"),
         ("get", "/api/v1/audit/key"),
@@ -733,6 +740,7 @@ fn openapi_describes_every_route(b: Backend) {
         let r = match method {
             "get" => app.get(&concrete, None),
             "put" => app.put(&concrete, None, &json!({})),
+            "patch" => app.patch(&concrete, None, &json!({})),
             _ => app.post(&concrete, None, &json!({})),
         };
         assert_ne!(

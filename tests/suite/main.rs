@@ -13,6 +13,7 @@ mod audit_pg_role;
 mod audit_processes;
 mod audit_tamper;
 mod cli;
+mod customers;
 mod fuzz_properties;
 mod hardening;
 mod hours;

@@ -7,3 +7,8 @@ ALTER TABLE inbound_messages ADD COLUMN at_risk_noted_at TIMESTAMP;
 ALTER TABLE inbound_messages ADD COLUMN breached_noted_at TIMESTAMP;
 ALTER TABLE inbound_messages ADD COLUMN settled_at TIMESTAMP;
 CREATE INDEX inbound_at_risk ON inbound_messages(state, at_risk_at);
+
+-- Customers: a merged-away record points at the one it was merged into (GET follows it).
+ALTER TABLE customers ADD COLUMN merged_into TEXT REFERENCES customers(id);
+CREATE INDEX customers_crm_ref ON customers(crm_ref);
+CREATE INDEX customer_handles_handle ON customer_handles(handle);

@@ -345,6 +345,10 @@ impl TestApp {
         self.finish(authed(self.agent.post(self.url(path)), token).send_empty())
     }
 
+    pub fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.finish(authed(self.agent.patch(self.url(path)), token).send_json(body))
+    }
+
     pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
         self.finish(authed(self.agent.put(self.url(path)), token).send_json(body))
     }
