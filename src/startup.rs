@@ -56,6 +56,14 @@ impl Application {
             .map_err(|e| Error::BadRequest(e.to_string()))?;
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", settings.bind)))?;
+        let mut settings = settings;
+        // The default public address is the bind address; when the OS chose the port (0),
+        // links must carry the port it chose.
+        if let Ok(bound) = listener.local_addr() {
+            if settings.public_url == format!("http://{}", settings.bind) {
+                settings.public_url = format!("http://{bound}");
+            }
+        }
         Ok(Application {
             listener,
             ctx: Context {

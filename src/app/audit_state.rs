@@ -20,6 +20,7 @@ struct User {
     username: String,
     email: Option<String>,
     roles: String,
+    disabled: bool,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -98,6 +99,7 @@ impl Replayed {
                             .and_then(|v| v.as_str())
                             .map(str::to_string),
                         roles: format_role_list(&roles),
+                        disabled: false,
                     },
                 );
             }
@@ -105,6 +107,20 @@ impl Replayed {
                 Some(u) => {
                     if let Some(name) = e.data.get("username").and_then(|v| v.as_str()) {
                         u.username = name.to_string();
+                    }
+                    if let Some(roles) = e.data.get("roles") {
+                        match serde_json::from_value::<Vec<Role>>(roles.clone()) {
+                            Ok(r) => u.roles = format_role_list(&r),
+                            Err(_) => self
+                                .faults
+                                .push((e.seq, "user.updated: unreadable roles".into())),
+                        }
+                    }
+                    if let Some(email) = e.data.get("email") {
+                        u.email = email.as_str().map(str::to_string);
+                    }
+                    if let Some(d) = e.data.get("disabled").and_then(|v| v.as_bool()) {
+                        u.disabled = d;
                     }
                 }
                 None => self
@@ -250,6 +266,8 @@ impl Replayed {
             | A::UserLoginFailed
             | A::UserLockedOut
             | A::UserLogout
+            | A::UserPasswordSet
+            | A::UserPasswordReset
             | A::MailSent
             | A::MailFailed
             | A::InboundAtRisk
@@ -322,7 +340,7 @@ pub fn mismatches(conn: &mut DbConn) -> Result<Vec<StateMismatch>> {
     }
 
     let mut expected = replay.users;
-    for (id, username, email, roles) in db::state::users(conn)? {
+    for (id, username, email, roles, disabled) in db::state::users(conn)? {
         let Some(u) = expected.remove(&id) else {
             r.add("users", id, "no user.created entry explains this user");
             continue;
@@ -333,6 +351,13 @@ pub fn mismatches(conn: &mut DbConn) -> Result<Vec<StateMismatch>> {
         }
         if roles != u.roles {
             r.add("users", &id, differ("roles", &roles, &u.roles));
+        }
+        if disabled != u.disabled {
+            r.add(
+                "users",
+                &id,
+                differ("disabled", &disabled.to_string(), &u.disabled.to_string()),
+            );
         }
         if email != u.email {
             r.add(

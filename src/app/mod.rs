@@ -18,6 +18,7 @@ pub mod notify;
 pub mod passwords;
 pub mod policies;
 pub mod posting;
+pub mod user_admin;
 pub mod users;
 pub mod views;
 

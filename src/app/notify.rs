@@ -315,3 +315,36 @@ pub fn checkpoint(
     }
     Ok(seen.len())
 }
+
+/// A set-password link to a user who has an address (and is not disabled), as a secret
+/// mail: once sent, its job keeps only the recipient and subject. Returns whether it was
+/// mailed (a user without an address is handed the link by the admin instead).
+pub fn set_password(
+    ctx: &Context,
+    conn: &mut DbConn,
+    user: &UserRow,
+    url: &str,
+    t: NaiveDateTime,
+) -> Result<bool> {
+    let Some(to) = Recipient::of(user).filter(|_| !user.disabled) else {
+        return Ok(false);
+    };
+    let letter = Letter {
+        subject: "Set your password for Countersign".into(),
+        text: format!(
+            "Hello {},\n\nan admin made you an account, or reset your password. Set a password here within 24 hours; the link works once:\n\n{url}\n\nIf you did not expect this, tell your admin.{}",
+            user.username,
+            signed()
+        ),
+        links: vec![url.to_string()],
+    };
+    let job = SendMail {
+        to: to.address,
+        to_name: to.name,
+        letter,
+        secret: true,
+        unique_key: None,
+    };
+    enqueue(ctx, conn, &job, t)?;
+    Ok(true)
+}

@@ -65,11 +65,31 @@ pub enum Verified {
     NoMatch,
 }
 
-/// One verification for a hashing thread.
+/// One job for a hashing thread.
 struct Job {
     password: String,
-    stored: String,
-    reply: tokio::sync::oneshot::Sender<Result<Verified>>,
+    task: Task,
+}
+
+enum Task {
+    /// Check the password against this stored PHC string.
+    Verify {
+        stored: String,
+        reply: tokio::sync::oneshot::Sender<Result<Verified>>,
+    },
+    /// Hash a new password with the current parameters.
+    Hash {
+        reply: tokio::sync::oneshot::Sender<Result<String>>,
+    },
+}
+
+impl Task {
+    fn caller_gone(&self) -> bool {
+        match self {
+            Task::Verify { reply, .. } => reply.is_closed(),
+            Task::Hash { reply } => reply.is_closed(),
+        }
+    }
 }
 
 fn overloaded() -> Error {
@@ -159,11 +179,31 @@ impl HashingPool {
     /// Errors: [`Error::Overloaded`] when the queue is full.
     pub async fn verify(&self, password: String, stored: String) -> Result<Verified> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job {
+        self.send(Job {
             password,
-            stored,
-            reply,
-        };
+            task: Task::Verify { stored, reply },
+        })?;
+        answer
+            .await
+            .map_err(|_| Error::Internal("a hashing thread dropped its job".into()))?
+    }
+
+    /// Hashes a new password with the current parameters (a set-password link, an admin
+    /// creating a user), on the pool's threads like every other hash of the service.
+    ///
+    /// Errors: [`Error::Overloaded`] when the queue is full.
+    pub async fn hash(&self, password: String) -> Result<String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Job {
+            password,
+            task: Task::Hash { reply },
+        })?;
+        answer
+            .await
+            .map_err(|_| Error::Internal("a hashing thread dropped its job".into()))?
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
         match self.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(overloaded()),
@@ -171,9 +211,7 @@ impl HashingPool {
                 return Err(Error::Internal("the hashing threads have stopped".into()))
             }
         }
-        answer
-            .await
-            .map_err(|_| Error::Internal("a hashing thread dropped its job".into()))?
+        Ok(())
     }
 }
 
@@ -195,18 +233,24 @@ fn hashing_thread(jobs: &Mutex<Receiver<Job>>, done_count: &AtomicU64) {
             }
         };
         // A caller that has gone (a dropped request) needs no answer: skip the work.
-        if job.reply.is_closed() {
+        if job.task.caller_gone() {
             continue;
         }
-        let done = verify_with(&mut memory, &job.password, &job.stored);
+        // (The caller may have gone meanwhile; the answer is then dropped.)
+        match job.task {
+            Task::Verify { stored, reply } => {
+                let _ = reply.send(verify_with(&mut memory, &job.password, &stored));
+            }
+            Task::Hash { reply } => {
+                let _ = reply.send(hash_with(&mut memory, &job.password, &current_params()));
+            }
+        }
         // A stored hash with more memory than ours grew the block: give the excess back.
         if memory.len() > current_params().block_count() {
             memory.truncate(current_params().block_count());
             memory.shrink_to_fit();
         }
         done_count.fetch_add(1, Ordering::Relaxed);
-        // The caller may have gone (a dropped connection); nothing to do then.
-        let _ = job.reply.send(done);
     }
 }
 
@@ -397,8 +441,10 @@ mod tests {
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 match p.queue.try_send(Job {
                     password: format!("password {i}"),
-                    stored: stored.clone(),
-                    reply,
+                    task: Task::Verify {
+                        stored: stored.clone(),
+                        reply,
+                    },
                 }) {
                     Ok(()) => pending.push(answer),
                     Err(TrySendError::Full(_)) => overloaded += 1,

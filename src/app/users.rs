@@ -24,7 +24,9 @@ pub const ADDRESS_FAILURE_LIMIT: usize = 20;
 /// …for this long.
 pub const LOCKOUT_WINDOW: Duration = Duration::minutes(15);
 
-pub const MIN_PASSWORD_CHARS: usize = 8;
+/// New passwords need this many characters (spec/api.md "Users"); existing ones still
+/// sign in.
+pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// Validates and creates a user; records `user.created`. `actor` is the admin who did it,
 /// or `System` from the command line. Hashes on the calling thread (the command line's one
@@ -40,36 +42,74 @@ pub fn create_user(
     roles: &[Role],
     email: Option<&str>,
 ) -> Result<UserId> {
-    let username = Username::parse(username).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let username = validate_new_user(username, roles, email)?;
+    check_new_password(password)?;
+    let hash = passwords::hash_now(password)?;
+    let t = now().naive_utc();
+    write_tx(conn, |conn| {
+        insert_user(conn, actor, &username, &hash, roles, email, t)
+    })
+}
+
+/// A new password must be long enough (spec/api.md "Users"). Errors: 400.
+pub fn check_new_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(Error::BadRequest(format!(
             "a password needs at least {MIN_PASSWORD_CHARS} characters"
         )));
     }
+    Ok(())
+}
+
+/// Whether `e` is an e-mail address a user may have. Errors: 400.
+pub fn check_email(e: &str) -> Result<()> {
+    if !crate::config::is_mail_address(e) {
+        return Err(Error::BadRequest(format!(
+            "{:?} is not an e-mail address",
+            e.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// The checks of a new user that need no database: the name, at least one role, the
+/// address. Errors: 400.
+pub fn validate_new_user(username: &str, roles: &[Role], email: Option<&str>) -> Result<Username> {
+    let username = Username::parse(username).map_err(|e| Error::BadRequest(e.to_string()))?;
     if roles.is_empty() {
         return Err(Error::BadRequest("a user needs at least one role".into()));
     }
     if let Some(e) = email {
-        let ok = !e.contains('\0')
-            && e.len() <= 254
-            && e.split_once('@')
-                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
-        if !ok {
-            return Err(Error::BadRequest(format!("{e:?} is not an e-mail address")));
-        }
+        check_email(e)?;
     }
-    let hash = passwords::hash_now(password)?;
+    Ok(username)
+}
+
+/// A password hash that no password matches: the user sets one through a link.
+pub const NO_PASSWORD: &str = "!";
+
+/// Inserts a validated user with this password hash and records `user.created`, inside the
+/// caller's write transaction. Errors: 409 if the username, or one that looks like it, is
+/// taken.
+pub fn insert_user(
+    conn: &mut DbConn,
+    actor: &Actor,
+    username: &Username,
+    password_hash: &str,
+    roles: &[Role],
+    email: Option<&str>,
+    t: NaiveDateTime,
+) -> Result<UserId> {
     let id = UserId::new();
     let roles_stored = format_role_list(roles);
-    write_tx(conn, |conn| {
-        refuse_clash(conn, &username, None)?;
-        let t = now().naive_utc();
+    {
+        refuse_clash(conn, username, None)?;
         db::users::insert(
             conn,
             &db::users::NewUser {
                 id,
-                username: &username,
-                password_hash: &hash,
+                username,
+                password_hash,
                 email,
                 roles: &roles_stored,
                 created_at: t,
@@ -88,7 +128,7 @@ pub fn create_user(
             },
         )?;
         Ok(id)
-    })
+    }
 }
 
 /// 409 if another user's name is `name` in canonical form, or looks like it.
@@ -132,8 +172,11 @@ pub fn rename_user(conn: &mut DbConn, actor: &Actor, from: &str, to: &str) -> Re
             actor,
             Some(&id_text),
             &AuditAction::UserUpdated {
-                username: new_name.as_str().to_string(),
-                previous_username: user.username.clone(),
+                username: Some(new_name.as_str().to_string()),
+                previous_username: Some(user.username.clone()),
+                roles: None,
+                email: None,
+                disabled: None,
             },
         )?;
         Ok(id)
@@ -354,6 +397,9 @@ fn record_sign_in(
             (_, v) => v,
         };
         match (&user, verified) {
+            (Some(u), Verified::Match { .. }) if u.disabled => Ok(Err(Error::Unauthorized(
+                "this account is disabled; ask an admin".into(),
+            ))),
             (Some(u), Verified::Match { rehash }) => {
                 let id = u.user_id()?;
                 if let Some(h) = rehash {

@@ -20,6 +20,8 @@ pub fn text_sha256(text: &str) -> String {
 pub enum ActionName {
     UserCreated,
     UserUpdated,
+    UserPasswordSet,
+    UserPasswordReset,
     UserLogin,
     UserLoginFailed,
     UserLockedOut,
@@ -53,6 +55,8 @@ impl ActionName {
         match self {
             ActionName::UserCreated => "user.created",
             ActionName::UserUpdated => "user.updated",
+            ActionName::UserPasswordSet => "user.password_set",
+            ActionName::UserPasswordReset => "user.password_reset",
             ActionName::UserLogin => "user.login",
             ActionName::UserLoginFailed => "user.login_failed",
             ActionName::UserLockedOut => "user.locked_out",
@@ -142,11 +146,25 @@ pub enum AuditAction {
         roles: Vec<Role>,
         email: Option<String>,
     },
-    /// A rename (`countersign user rename`); later changes add fields.
+    /// What changed, and only that: a rename (`countersign user rename`: username and
+    /// previous_username), or an admin's change of roles, e-mail address or disabled.
     UserUpdated {
-        username: String,
-        previous_username: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous_username: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        roles: Option<Vec<Role>>,
+        /// The new address; null when it was removed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        email: Option<Option<String>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        disabled: Option<bool>,
     },
+    /// The user set a password through a one-time link.
+    UserPasswordSet {},
+    /// An admin reset the user's password (the user's sessions ended; a link went out).
+    UserPasswordReset {},
     UserLogin {},
     UserLoginFailed {
         reason: LoginFailure,
@@ -309,6 +327,8 @@ impl AuditAction {
         match self {
             AuditAction::UserCreated { .. } => ActionName::UserCreated,
             AuditAction::UserUpdated { .. } => ActionName::UserUpdated,
+            AuditAction::UserPasswordSet {} => ActionName::UserPasswordSet,
+            AuditAction::UserPasswordReset {} => ActionName::UserPasswordReset,
             AuditAction::UserLogin {} => ActionName::UserLogin,
             AuditAction::UserLoginFailed { .. } => ActionName::UserLoginFailed,
             AuditAction::UserLockedOut { .. } => ActionName::UserLockedOut,

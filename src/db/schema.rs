@@ -13,6 +13,17 @@ diesel::table! {
         username_canonical -> Nullable<Text>,
         username_skeleton -> Nullable<Text>,
         username_skeleton_cased -> Nullable<Text>,
+        disabled -> Bool,
+    }
+}
+
+diesel::table! {
+    password_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -181,6 +192,7 @@ diesel::table! {
 }
 
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(password_tokens -> users (user_id));
 diesel::joinable!(customer_handles -> customers (customer_id));
 diesel::joinable!(inbound_messages -> customers (customer_id));
 diesel::joinable!(drafts -> inbound_messages (inbound_id));
@@ -190,6 +202,7 @@ diesel::joinable!(reviews -> drafts (draft_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
+    password_tokens,
     login_failures,
     customers,
     customer_handles,

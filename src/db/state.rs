@@ -8,14 +8,20 @@ use super::DbConn;
 use crate::error::Result;
 use diesel::prelude::*;
 
-/// `(id, username, email, roles)`: roles as stored (comma-separated).
-pub type UserState = (String, String, Option<String>, String);
+/// `(id, username, email, roles, disabled)`: roles as stored (comma-separated).
+pub type UserState = (String, String, Option<String>, String, bool);
 /// `(id, draft_id, reviewer_id, decision, revision)`.
 pub type ReviewState = (String, String, String, String, i32);
 
 pub fn users(conn: &mut DbConn) -> Result<Vec<UserState>> {
     Ok(users::table
-        .select((users::id, users::username, users::email, users::roles))
+        .select((
+            users::id,
+            users::username,
+            users::email,
+            users::roles,
+            users::disabled,
+        ))
         .load(conn)?)
 }
 

@@ -1,6 +1,6 @@
 //! Users, sign-in sessions (tokens stored as SHA-256 hashes) and failed sign-ins.
 
-use super::schema::{login_failures, sessions, users};
+use super::schema::{login_failures, password_tokens, sessions, users};
 use super::DbConn;
 use crate::domain::ids::UserId;
 use crate::domain::roles::{parse_role_list, Role};
@@ -20,6 +20,8 @@ pub struct UserRow {
     pub created_at: NaiveDateTime,
     /// NULL only for a user created before comparison forms existed whose name clashes.
     pub username_canonical: Option<String>,
+    /// A disabled user cannot sign in and gets no mail.
+    pub disabled: bool,
 }
 
 impl UserRow {
@@ -167,6 +169,7 @@ pub fn session_user(
         .select(UserRow::as_select())
         .filter(sessions::token_hash.eq(token_hash))
         .filter(sessions::expires_at.gt(now))
+        .filter(users::disabled.eq(false))
         .first(conn)
         .optional()?)
 }
@@ -236,6 +239,98 @@ pub fn with_email(conn: &mut DbConn) -> Result<Vec<UserRow>> {
     Ok(users::table
         .select(UserRow::as_select())
         .filter(users::email.is_not_null())
+        .filter(users::disabled.eq(false))
         .order(users::id.asc())
         .load(conn)?)
+}
+
+/// Every user, oldest first.
+pub fn all(conn: &mut DbConn) -> Result<Vec<UserRow>> {
+    Ok(users::table
+        .select(UserRow::as_select())
+        .order(users::id.asc())
+        .load(conn)?)
+}
+
+/// Sets a user's roles, e-mail address and disabled flag.
+pub fn update_profile(
+    conn: &mut DbConn,
+    id: UserId,
+    roles: &str,
+    email: Option<&str>,
+    disabled: bool,
+) -> Result<()> {
+    diesel::update(users::table.filter(users::id.eq(id.to_string())))
+        .set((
+            users::roles.eq(roles),
+            users::email.eq(email),
+            users::disabled.eq(disabled),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Ends every session of a user.
+pub fn delete_sessions_of(conn: &mut DbConn, id: UserId) -> Result<usize> {
+    Ok(
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(id.to_string())))
+            .execute(conn)?,
+    )
+}
+
+/// Stores a set-password token (its hash), valid until `expires_at`; the user's earlier
+/// unused tokens stop working.
+pub fn insert_password_token(
+    conn: &mut DbConn,
+    token_hash: &str,
+    user: UserId,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> Result<()> {
+    diesel::update(
+        password_tokens::table
+            .filter(password_tokens::user_id.eq(user.to_string()))
+            .filter(password_tokens::used_at.is_null()),
+    )
+    .set(password_tokens::used_at.eq(Some(now)))
+    .execute(conn)?;
+    diesel::insert_into(password_tokens::table)
+        .values((
+            password_tokens::token_hash.eq(token_hash),
+            password_tokens::user_id.eq(user.to_string()),
+            password_tokens::created_at.eq(now),
+            password_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Spends a set-password token: the user it belongs to when it is unused and unexpired at
+/// `now` (it is then used), else `None`.
+pub fn use_password_token(
+    conn: &mut DbConn,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> Result<Option<UserId>> {
+    let user: Option<String> = password_tokens::table
+        .select(password_tokens::user_id)
+        .filter(password_tokens::token_hash.eq(token_hash))
+        .filter(password_tokens::used_at.is_null())
+        .filter(password_tokens::expires_at.gt(now))
+        .get_result(conn)
+        .optional()?;
+    let Some(user) = user else { return Ok(None) };
+    let spent = diesel::update(
+        password_tokens::table
+            .filter(password_tokens::token_hash.eq(token_hash))
+            .filter(password_tokens::used_at.is_null()),
+    )
+    .set(password_tokens::used_at.eq(Some(now)))
+    .execute(conn)?;
+    if spent != 1 {
+        return Ok(None);
+    }
+    user.parse()
+        .map(Some)
+        .map_err(|e| Error::Internal(format!("stored token user id: {e}")))
 }

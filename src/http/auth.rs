@@ -43,7 +43,12 @@ fn bearer_token(req: &HttpRequest) -> Result<String, Error> {
 }
 
 /// Paths under `/api/v1` that need no token (spec/api.md "People and roles").
-const PUBLIC_API_PATHS: [&str; 3] = ["/api/v1/login", "/api/v1/openapi.json", "/api/v1/hours"];
+const PUBLIC_API_PATHS: [&str; 4] = [
+    "/api/v1/login",
+    "/api/v1/openapi.json",
+    "/api/v1/hours",
+    "/api/v1/password",
+];
 
 fn needs_sign_in(path: &str) -> bool {
     path.starts_with("/api/v1/") && !PUBLIC_API_PATHS.contains(&path)

@@ -12,6 +12,7 @@ pub mod hours;
 pub mod inbound;
 pub mod limits;
 pub mod middleware;
+pub mod users;
 
 use crate::app::Context;
 use crate::error::Error;
@@ -100,6 +101,11 @@ pub fn app(
             scope::scope("/api/v1")
                 .service(auth::login)
                 .service(auth::logout)
+                .service(users::list)
+                .service(users::create)
+                .service(users::update)
+                .service(users::reset)
+                .service(users::set_password)
                 .service(inbound::create)
                 .service(inbound::list)
                 .service(inbound::get_one)
@@ -141,6 +147,8 @@ pub fn app(
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
+        .service(users::form)
+        .service(users::submit)
         .default_service(web::to(error::not_found))
         // Outermost last: observe every answer; refuse connections past the cap before
         // anything else; the sign-in guard before the body is read, so an unsigned client

@@ -686,6 +686,11 @@ fn openapi_describes_every_route(b: Backend) {
     let routes = [
         ("post", "/api/v1/login"),
         ("post", "/api/v1/logout"),
+        ("get", "/api/v1/users"),
+        ("post", "/api/v1/users"),
+        ("patch", "/api/v1/users/{id}"),
+        ("post", "/api/v1/users/{id}/password-reset"),
+        ("post", "/api/v1/password"),
         ("post", "/api/v1/inbound"),
         ("get", "/api/v1/inbound"),
         ("get", "/api/v1/inbound/{id}"),

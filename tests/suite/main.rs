@@ -28,3 +28,4 @@ mod policy_real_replies;
 mod policy_samples;
 mod policy_twitter_text;
 mod replay;
+mod users;

@@ -13,3 +13,15 @@ CREATE INDEX inbound_at_risk ON inbound_messages(state, at_risk_at);
 ALTER TABLE customers ADD COLUMN merged_into TEXT REFERENCES customers(id);
 CREATE INDEX customers_crm_ref ON customers(crm_ref);
 CREATE INDEX customer_handles_handle ON customer_handles(handle);
+
+-- Users managed over the API: a disabled user cannot sign in; a set-password link holds a
+-- one-time token, stored hashed, valid 24 hours, used once.
+ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE TABLE password_tokens (
+    token_hash TEXT PRIMARY KEY NOT NULL,
+    user_id    TEXT NOT NULL REFERENCES users(id),
+    created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    used_at    TIMESTAMP
+);
+CREATE INDEX password_tokens_user ON password_tokens(user_id);

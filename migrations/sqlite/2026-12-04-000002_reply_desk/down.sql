@@ -1,3 +1,5 @@
+DROP TABLE password_tokens;
+ALTER TABLE users DROP COLUMN disabled;
 DROP INDEX customer_handles_handle;
 DROP INDEX customers_crm_ref;
 ALTER TABLE customers DROP COLUMN merged_into;

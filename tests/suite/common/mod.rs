@@ -200,6 +200,8 @@ impl TestApp {
         }
         let addr = app.local_addr();
         let ctx = app.context().clone();
+        // As the service runs with them (the public address carries the port it got).
+        let settings = (*ctx.settings).clone();
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             let system = actix_web::rt::System::new();
