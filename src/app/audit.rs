@@ -274,9 +274,12 @@ fn verify_in_snapshot(
     let walk = walk.map_err(|_| Error::Internal("the audit verify thread panicked".into()))?;
     progress(walk.tree.size());
     // The rows the quick reading could not clear come before any fault the walk found;
-    // a failed read counts only if everything before it was right.
-    if let Some(v) = full_check(conn, &walk.unsure)? {
-        return Ok(v);
+    // a failed read counts only if everything before it was right (and is the error to
+    // report if the full check cannot run after it).
+    match full_check(conn, &walk.unsure) {
+        Ok(Some(v)) => return Ok(v),
+        Ok(None) => {}
+        Err(e) => return Err(read.err().unwrap_or(e)),
     }
     if let Some(v) = walk.fault {
         return Ok(v);
