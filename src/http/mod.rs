@@ -79,6 +79,70 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The answers any operation can give besides its own (spec/api.md: "No request, however
+/// malformed, gets a 5xx"), so that the description lists every status the server sends:
+/// 401 and 403 on every protected operation (the sign-in guard runs before any handler),
+/// 400 (and 408, a body too slow) wherever there is input, and 429 everywhere (the
+/// per-address connection cap).
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            "ErrorBody",
+                        )))),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let item_has_params = item.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_input = item_has_params
+                    || op.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                    || op.request_body.is_some();
+                let answers = &mut op.responses.responses;
+                let mut add = |code: &str, description: &str| {
+                    answers
+                        .entry(code.to_string())
+                        .or_insert_with(|| error(description));
+                };
+                if has_input {
+                    add("400", "malformed: a bad id, query or body");
+                }
+                if op.request_body.is_some() {
+                    add("408", "the body did not arrive in time");
+                }
+                if protected {
+                    add("401", "not signed in, or the token is unknown or expired");
+                    add("403", "the caller's roles do not allow this");
+                }
+                add(
+                    "429",
+                    "too many connections from this address, or sign-ins locked out",
+                );
+            }
+        }
+    }
+}
+
 /// The application: every route of `/api/v1` (collected into the OpenAPI description as they
 /// are registered, so the description cannot miss one), health and metrics, the JSON error
 /// handlers, and the request middleware.
@@ -138,6 +202,8 @@ pub fn app(
         )
         .split_for_parts();
     add_plain_paths(&mut api);
+    // After every route is in: the modifiers of `ApiDoc` run before any is registered.
+    utoipa::Modify::modify(&CommonAnswers, &mut api);
     app.app_data(state)
         .app_data(limits)
         .app_data(web::Data::new(api))

@@ -730,6 +730,35 @@ fn openapi_describes_every_route(b: Backend) {
             "{method} {path} missing from openapi.json"
         );
     }
+    // Every status the server can send is documented: 401 and 403 wherever a token is
+    // needed, 400 wherever there is input, 429 everywhere, 429 and 503 on login.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let answers = op["responses"].as_object().unwrap();
+            let protected = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            let has_input = op
+                .get("parameters")
+                .and_then(|p| p.as_array())
+                .is_some_and(|p| !p.is_empty())
+                || op.get("requestBody").is_some();
+            for (needed, code) in [
+                (protected, "401"),
+                (protected, "403"),
+                (has_input, "400"),
+                (true, "429"),
+            ] {
+                assert!(
+                    !needed || answers.contains_key(code),
+                    "{method} {path} does not document {code}"
+                );
+            }
+        }
+    }
+    let login = &paths["/api/v1/login"]["post"]["responses"];
+    assert!(
+        login.get("429").is_some() && login.get("503").is_some(),
+        "{login}"
+    );
     // And nothing in the description is a route the server does not have.
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(
