@@ -124,6 +124,20 @@ impl Server {
             .to_string()
     }
 
+    /// POSTs JSON with the token; the status and the JSON answer.
+    pub(crate) fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let mut r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {token}"))
+            .send_json(body)
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.body_mut().read_json().unwrap_or(Value::Null),
+        )
+    }
+
     fn get(&self, path: &str, token: &str) -> (u16, Value) {
         let mut r = self
             .http

@@ -233,3 +233,129 @@ fn auditors_get_the_latest_checkpoint_at_most_every_interval(b: Backend) {
     app.run_jobs();
     assert_eq!(server.wait_for(4).len(), 4);
 }
+
+/// A test CA and a certificate for `localhost` signed by it, as PEM files in `dir`:
+/// (server certificate, server key, CA certificate).
+fn test_certificates(dir: &std::path::Path) -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Countersign test CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let write = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p.display().to_string()
+    };
+    (
+        write("smtp.pem", cert.pem()),
+        write("smtp.key", key.serialize_pem()),
+        write("ca.pem", ca.pem()),
+    )
+}
+
+/// STARTTLS with credentials, the server's certificate trusted through the platform's
+/// usual mechanism (`SSL_CERT_FILE`), never through a setting that turns checking off; and
+/// the same server refused when its CA is not trusted (the mail waits, nothing is sent in
+/// clear).
+#[test]
+fn mail_goes_over_starttls_with_credentials_to_a_trusted_server_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = test_certificates(dir.path());
+    let server = SmtpServer::start_tls(&cert, &key, &ca, ("mailer", "s3cret!"));
+    let url = format!(
+        "smtp://mailer:s3cret%21@localhost:{}?tls=required",
+        server.addr.port()
+    );
+    let policies = crate::cli::repo("policies");
+    let run = |name: &str, trust: &str| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let envs = [
+            ("COUNTERSIGN_SMTP_URL", url.as_str()),
+            ("SSL_CERT_FILE", trust),
+        ];
+        for args in [
+            &["ana", "--role", "agent"][..],
+            &["rui", "--role", "reviewer", "--email", "rui@example.com"][..],
+        ] {
+            assert!(crate::cli::add_user_with(&home, args, &envs)
+                .status
+                .success());
+        }
+        let serve = crate::cli::Server::start_with(&home, &policies, &envs, "serve.log");
+        let token = serve.login("ana");
+        let (status, m) = serve.post(
+            "/api/v1/inbound",
+            &token,
+            &serde_json::json!({"channel": "x", "external_id": name, "author": {"handle": "@c"}, "text": "hi"}),
+        );
+        assert_eq!(status, 201, "{m}");
+        let (status, d) = serve.post(
+            "/api/v1/drafts",
+            &token,
+            &serde_json::json!({"inbound_id": m["id"], "text": "Hello!"}),
+        );
+        assert_eq!(status, 201, "{d}");
+        let (status, s) = serve.post(
+            &format!("/api/v1/drafts/{}/submit", d["id"].as_str().unwrap()),
+            &token,
+            &serde_json::json!({}),
+        );
+        assert_eq!(status, 200, "{s}");
+        (home, serve)
+    };
+
+    // Trusted: delivered, after STARTTLS and AUTH (the server offers AUTH only over TLS).
+    let (home, serve) = run("trusted", &ca);
+    let got = server.wait_for(1);
+    assert_eq!(got.len(), 1, "the mail arrived");
+    assert_eq!(got[0].to, ["rui@example.com"]);
+    drop(serve);
+    let log = std::fs::read_to_string(home.join("serve.log")).unwrap();
+    assert!(
+        !log.contains("s3cret"),
+        "the SMTP password reached the log: {log}"
+    );
+
+    // Not trusted (another CA file): nothing is sent, the job waits with the reason.
+    let (other, _, _) = test_certificates(&dir.path().join("trusted"));
+    let (home, serve) = run("untrusted", &other);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(server.received().len(), 1, "nothing more arrived");
+    drop(serve);
+    let db = countersign::db::Db::connect(
+        &format!("sqlite://{}", home.join("countersign.db").display()),
+        1,
+    )
+    .unwrap();
+    let jobs = countersign::db::jobs::of_kind(&mut db.conn().unwrap(), "mail").unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].state,
+        countersign::domain::jobs::JobState::Pending,
+        "kept for a retry"
+    );
+    let error = jobs[0].last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("certificate") || error.contains("handshake"),
+        "{error}"
+    );
+    assert!(!error.contains("s3cret"), "{error}");
+}

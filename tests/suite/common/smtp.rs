@@ -42,10 +42,26 @@ impl Received {
 struct Keeper {
     inbox: Arc<Mutex<Vec<Received>>>,
     current: Option<Received>,
+    /// The one (username, password) AUTH PLAIN accepts, when the server asks for it.
+    credentials: Option<(String, String)>,
+    authenticated: bool,
 }
 
 impl Handler for Keeper {
+    fn auth_plain(&mut self, _authorization_id: &str, user: &str, password: &str) -> Response {
+        match &self.credentials {
+            Some((u, p)) if u == user && p == password => {
+                self.authenticated = true;
+                response::AUTH_OK
+            }
+            _ => response::INVALID_CREDENTIALS,
+        }
+    }
+
     fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
+        if self.credentials.is_some() && !self.authenticated {
+            return response::INVALID_CREDENTIALS;
+        }
         self.current = Some(Received {
             from: from.to_string(),
             to: to.to_vec(),
@@ -95,18 +111,49 @@ impl SmtpServer {
     }
 
     fn serve(listener: TcpListener) -> SmtpServer {
+        Self::serve_with(listener, SslConfig::None, None)
+    }
+
+    /// A server on 127.0.0.1 that offers STARTTLS with this certificate (PEM files: the
+    /// server's certificate and key, and its CA) and takes mail only after AUTH PLAIN with
+    /// `credentials`.
+    pub fn start_tls(cert: &str, key: &str, ca: &str, credentials: (&str, &str)) -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port for SMTP");
+        let tls = SslConfig::Trusted {
+            cert_path: cert.into(),
+            key_path: key.into(),
+            chain_path: ca.into(),
+        };
+        Self::serve_with(
+            listener,
+            tls,
+            Some((credentials.0.into(), credentials.1.into())),
+        )
+    }
+
+    fn serve_with(
+        listener: TcpListener,
+        tls: SslConfig,
+        credentials: Option<(String, String)>,
+    ) -> SmtpServer {
         let addr = listener.local_addr().expect("its address");
         let inbox = Arc::new(Mutex::new(Vec::new()));
+        let auth = credentials.is_some();
         let mut server = Server::new(Keeper {
             inbox: inbox.clone(),
             current: None,
+            credentials,
+            authenticated: false,
         });
         server
-            .with_name("smtp.test")
-            .with_ssl(SslConfig::None)
-            .expect("no TLS")
+            .with_name("localhost")
+            .with_ssl(tls)
+            .expect("the TLS set-up")
             .with_num_threads(2)
             .with_tcp_listener(listener);
+        if auth {
+            server.with_auth(mailin_embedded::AuthMechanism::Plain);
+        }
         std::thread::spawn(move || {
             let _ = server.serve();
         });
