@@ -28,4 +28,5 @@ mod policy_real_replies;
 mod policy_samples;
 mod policy_twitter_text;
 mod replay;
+mod roles;
 mod users;
