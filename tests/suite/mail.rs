@@ -359,3 +359,32 @@ fn mail_goes_over_starttls_with_credentials_to_a_trusted_server_only() {
     );
     assert!(!error.contains("s3cret"), "{error}");
 }
+
+/// A mail enqueued by one run of the service is sent by the next: it waits in the database,
+/// not in memory (here the first run has no worker at all, as if it died at once).
+#[test]
+fn a_waiting_mail_survives_a_restart() {
+    let server = SmtpServer::start();
+    let url = server.url();
+    let Some(app) =
+        TestApp::spawn_without_workers(Backend::Sqlite, &[("COUNTERSIGN_SMTP_URL", &url)])
+    else {
+        return;
+    };
+    let agent = app.user_with_email("ana", &[Role::Agent], Some("ana@example.com"));
+    app.user_with_email("rui", &[Role::Reviewer], Some("rui@example.com"));
+    let inbound = app.inbound(&agent, "90", "@jane", CUSTOMER_TEXT);
+    let draft = app.draft(&agent, &inbound, DRAFT_TEXT);
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent))
+            .status,
+        200
+    );
+    let db = app.stop();
+    assert!(server.received().is_empty());
+    let again = TestApp::start(db, &[("COUNTERSIGN_SMTP_URL", &url)]);
+    let got = server.wait_for(1);
+    assert_eq!(got.len(), 1, "sent by the next run's worker");
+    assert_eq!(got[0].to, ["rui@example.com"]);
+    assert_eq!(again.entries_of("mail.sent").len(), 1);
+}
