@@ -145,7 +145,7 @@ impl Application {
         let worker = self
             .workers
             .then(|| tokio::spawn(crate::workers::run(self.ctx.clone(), stop.clone())));
-        let housekeeping = tokio::spawn(prune_hourly(self.ctx.db.clone()));
+        let housekeeping = tokio::spawn(prune_hourly(self.ctx.db.clone(), self.ctx.clock.clone()));
         let checkpoints = self
             .workers
             .then(|| tokio::spawn(crate::app::checkpoints::run(self.ctx.clone())));
@@ -210,11 +210,15 @@ async fn stop_gracefully_on_signal(
 }
 
 /// Removes expired sessions and old failed sign-ins once an hour.
-async fn prune_hourly(db: crate::db::Db) {
+async fn prune_hourly(db: crate::db::Db, clock: crate::app::clock::Clock) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         every.tick().await;
-        if let Err(e) = db.run(crate::app::users::prune_expired).await {
+        let c = clock.clone();
+        if let Err(e) = db
+            .run(move |conn| crate::app::users::prune_expired(conn, &c))
+            .await
+        {
             tracing::warn!(error = %e, "pruning expired sessions failed");
         }
     }

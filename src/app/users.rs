@@ -3,6 +3,7 @@
 //! lock-out after failed sign-ins, and usernames that cannot pass for one another
 //! (`domain::username`).
 
+use super::clock::Clock;
 use super::passwords::{self, HashingPool, Verified};
 use super::{now, Caller};
 use crate::audit::action::{LockScope, LoginFailure};
@@ -319,6 +320,7 @@ fn locked_out() -> Error {
 pub async fn sign_in(
     db: &Db,
     hashing: &HashingPool,
+    clock: &Clock,
     username: String,
     password: String,
     client: String,
@@ -329,10 +331,15 @@ pub async fn sign_in(
     let canonical = username::canonical(&username);
     let key = username_key(&canonical);
 
-    let (k, a, c) = (key.clone(), client.clone(), canonical.clone());
+    let (k, a, c, at) = (
+        key.clone(),
+        client.clone(),
+        canonical.clone(),
+        clock.clone(),
+    );
     let user = db
         .run(move |conn| {
-            if lock_of(conn, &k, &a, now().naive_utc())?.any() {
+            if lock_of(conn, &k, &a, at.now().naive_utc())?.any() {
                 return Err(locked_out());
             }
             // A name with a NUL is nobody (create_user refuses it); PostgreSQL could not
@@ -347,7 +354,7 @@ pub async fn sign_in(
     // Steps 2 and 3 run as their own task: if the client hangs up meanwhile, the request's
     // future is dropped, but the attempt is still recorded (else a client could fill the
     // hashing queue over and over without ever counting towards a lock-out).
-    let (db, hashing) = (db.clone(), hashing.clone());
+    let (db, hashing, clock) = (db.clone(), hashing.clone(), clock.clone());
     tokio::spawn(async move {
         let stored = user
             .as_ref()
@@ -359,7 +366,9 @@ pub async fn sign_in(
             Verified::NoMatch
         };
         let recorded = db
-            .run(move |conn| record_sign_in(conn, user, verified, &key, &client, session_hours))
+            .run(move |conn| {
+                record_sign_in(conn, &clock, user, verified, &key, &client, session_hours)
+            })
             .await?;
         drop(admission);
         recorded
@@ -372,6 +381,7 @@ pub async fn sign_in(
 /// answer to the person signing in (a failure is recorded, so its transaction commits).
 fn record_sign_in(
     conn: &mut DbConn,
+    clock: &Clock,
     user: Option<db::users::UserRow>,
     verified: Verified,
     key: &str,
@@ -379,7 +389,7 @@ fn record_sign_in(
     session_hours: u32,
 ) -> Result<Result<SignIn>> {
     write_tx(conn, |conn| {
-        let t = now().naive_utc();
+        let t = clock.now().naive_utc();
         if lock_of(conn, key, client, t)?.any() {
             return Ok(Err(locked_out()));
         }
@@ -472,13 +482,13 @@ fn record_sign_in(
 }
 
 /// Ends the session of this token (idempotent).
-pub fn logout(conn: &mut DbConn, caller: &Caller, token: &str) -> Result<()> {
+pub fn logout(conn: &mut DbConn, clock: &Clock, caller: &Caller, token: &str) -> Result<()> {
     write_tx(conn, |conn| {
         if db::users::delete_session(conn, &token_hash(token))? > 0 {
             let id = caller.id.to_string();
             db::audit::append(
                 conn,
-                now().naive_utc(),
+                clock.now().naive_utc(),
                 &Actor::User(caller.id),
                 Some(&id),
                 &AuditAction::UserLogout {},
@@ -490,15 +500,15 @@ pub fn logout(conn: &mut DbConn, caller: &Caller, token: &str) -> Result<()> {
 
 /// Deletes expired sessions and failed sign-ins older than any lock-out window (run
 /// periodically; neither is needed once past).
-pub fn prune_expired(conn: &mut DbConn) -> Result<()> {
-    let t = now().naive_utc();
+pub fn prune_expired(conn: &mut DbConn, clock: &Clock) -> Result<()> {
+    let t = clock.now().naive_utc();
     db::users::prune(conn, t, t - LOCKOUT_WINDOW * 2)
 }
 
 /// The user behind a bearer token. Errors: 401 for an unknown or expired token.
-pub fn authenticate(conn: &mut DbConn, token: &str) -> Result<Caller> {
-    let user =
-        db::users::session_user(conn, &token_hash(token), now().naive_utc())?.ok_or_else(|| {
+pub fn authenticate(conn: &mut DbConn, clock: &Clock, token: &str) -> Result<Caller> {
+    let user = db::users::session_user(conn, &token_hash(token), clock.now().naive_utc())?
+        .ok_or_else(|| {
             Error::Unauthorized("the sign-in token is unknown or expired; sign in again".into())
         })?;
     Ok(Caller {

@@ -94,11 +94,11 @@ async fn resolve(req: &HttpRequest) -> Result<SignedIn, Error> {
         .app_data::<State>()
         .cloned()
         .ok_or_else(|| Error::Internal("application state missing".into()))?;
-    let t = token.clone();
+    let (t, clock) = (token.clone(), state.ctx.clock.clone());
     let caller = state
         .ctx
         .db
-        .run(move |conn| app::users::authenticate(conn, &t))
+        .run(move |conn| app::users::authenticate(conn, &clock, &t))
         .await?;
     if caller.roles.is_empty() {
         return Err(Error::Forbidden(
@@ -172,6 +172,7 @@ pub async fn login(
     let signin = app::users::sign_in(
         &state.ctx.db,
         &state.ctx.hashing,
+        &state.ctx.clock,
         username,
         password,
         client,
@@ -197,10 +198,11 @@ pub async fn login(
 )]
 #[post("/logout")]
 pub async fn logout(state: State, user: SignedIn) -> Result<HttpResponse, Error> {
+    let clock = state.ctx.clock.clone();
     state
         .ctx
         .db
-        .run(move |conn| app::users::logout(conn, &user.caller, &user.token))
+        .run(move |conn| app::users::logout(conn, &clock, &user.caller, &user.token))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

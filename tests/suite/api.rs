@@ -829,7 +829,7 @@ fn expired_sessions_and_old_failures_are_pruned() {
         diesel::sql_query(sql).execute(&mut *conn).unwrap();
     };
     let mut conn = app.ctx.db.conn().unwrap();
-    countersign::app::users::prune_expired(&mut conn).unwrap();
+    countersign::app::users::prune_expired(&mut conn, &app.ctx.clock).unwrap();
     assert_eq!(
         (count("sessions"), count("login_failures")),
         (1, 1),
@@ -837,7 +837,7 @@ fn expired_sessions_and_old_failures_are_pruned() {
     );
     exec("UPDATE sessions SET expires_at = '2000-01-01 00:00:00'");
     exec("UPDATE login_failures SET at = '2000-01-01 00:00:00'");
-    countersign::app::users::prune_expired(&mut conn).unwrap();
+    countersign::app::users::prune_expired(&mut conn, &app.ctx.clock).unwrap();
     assert_eq!((count("sessions"), count("login_failures")), (0, 0));
     assert_eq!(app.get("/api/v1/drafts", Some(&token)).status, 401);
 }

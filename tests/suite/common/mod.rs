@@ -303,7 +303,7 @@ impl TestApp {
 
     pub fn user_id(&self, token: &str) -> String {
         let mut conn = self.ctx.db.conn().expect("db");
-        countersign::app::users::authenticate(&mut conn, token)
+        countersign::app::users::authenticate(&mut conn, &self.ctx.clock, token)
             .expect("token")
             .id
             .to_string()
