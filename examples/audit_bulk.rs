@@ -434,7 +434,7 @@ fn main() -> anyhow::Result<()> {
                     conn,
                     countersign::app::now().naive_utc(),
                     actor,
-                    subject.as_deref(),
+                    subject.as_ref().map(|s| s as &dyn std::fmt::Display),
                     action,
                 )?;
             }

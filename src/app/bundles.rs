@@ -121,13 +121,13 @@ pub fn evidence(
     draft_id: DraftId,
     out: &mut impl Write,
 ) -> Result<usize> {
-    let id = draft_id.to_string();
-    let draft = db::drafts::by_id(conn, &id)?.ok_or_else(|| Error::not_found("draft", &id))?;
+    let draft =
+        db::drafts::by_id(conn, draft_id)?.ok_or_else(|| Error::not_found("draft", draft_id))?;
     let cp = log.checkpoint_head(conn)?;
     let size = cp.tree_size;
     let mut chosen: BTreeMap<i64, String> = BTreeMap::new();
-    for subject in [&draft.id, &draft.inbound_id] {
-        chosen.extend(db::audit::bodies_about(conn, subject, size)?);
+    for subject in [draft.id.to_string(), draft.inbound_id.to_string()] {
+        chosen.extend(db::audit::bodies_about(conn, &subject, size)?);
     }
     let parsed: Vec<EntryBody> = chosen
         .values()
@@ -163,7 +163,12 @@ pub fn evidence(
     chosen.extend(more);
     write_line(
         out,
-        &header(log, cp.note, BundleKind::Evidence, Some(id.clone())),
+        &header(
+            log,
+            cp.note,
+            BundleKind::Evidence,
+            Some(draft_id.to_string()),
+        ),
     )?;
     let indexes: Vec<u64> = chosen.keys().map(|seq| (*seq - 1) as u64).collect();
     let proofs = db::audit::inclusion_proofs(conn, &indexes, size as u64)?;

@@ -8,7 +8,7 @@ use super::{Caller, Context};
 use crate::audit::{Actor, AuditAction};
 use crate::db::customers::CustomerRow;
 use crate::db::{self, write_tx, DbConn};
-use crate::domain::ids::CustomerId;
+use crate::domain::ids::{CustomerId, DraftId, InboundId};
 use crate::domain::inbound::{search_form, Channel};
 use crate::domain::roles::Permission;
 use crate::domain::text::check_field;
@@ -57,20 +57,20 @@ fn live(conn: &mut DbConn, id: CustomerId) -> Result<CustomerRow> {
 /// The whole history of a customer, oldest first: every inbound message, draft, review
 /// and posted reply, ordered by time (then kind, then id).
 fn history(conn: &mut DbConn, id: CustomerId) -> Result<Vec<HistoryItem>> {
-    let messages = db::inbound::of_customers(conn, &[id.to_string()])?;
-    let inbound_ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
+    let messages = db::inbound::of_customer(conn, id)?;
+    let inbound_ids: Vec<InboundId> = messages.iter().map(|m| m.id).collect();
     let drafts = db::drafts::for_inbounds(conn, &inbound_ids)?;
-    let draft_ids: Vec<String> = drafts.iter().map(|d| d.id.clone()).collect();
+    let draft_ids: Vec<DraftId> = drafts.iter().map(|d| d.id).collect();
     let reviews = db::drafts::reviews_of_drafts(conn, &draft_ids)?;
     let mut items = Vec::with_capacity(messages.len() + drafts.len() * 2 + reviews.len());
     for m in messages {
         items.push(HistoryItem {
             kind: HistoryKind::Inbound,
             at: rfc3339(m.received_at),
-            id: m.id,
+            id: m.id.to_string(),
             channel: Some(m.channel),
             text: Some(m.text),
-            state: Some(m.state),
+            state: Some(m.state.as_str().into()),
             ..Default::default()
         });
     }
@@ -78,9 +78,9 @@ fn history(conn: &mut DbConn, id: CustomerId) -> Result<Vec<HistoryItem>> {
         if let Some(posted_at) = d.posted_at {
             items.push(HistoryItem {
                 kind: HistoryKind::Post,
-                id: d.id.clone(),
+                id: d.id.to_string(),
                 at: rfc3339(posted_at),
-                inbound_id: Some(d.inbound_id.clone()),
+                inbound_id: Some(d.inbound_id.to_string()),
                 revision: Some(d.revision),
                 post_id: d.post_id.clone(),
                 ..Default::default()
@@ -89,9 +89,9 @@ fn history(conn: &mut DbConn, id: CustomerId) -> Result<Vec<HistoryItem>> {
         items.push(HistoryItem {
             kind: HistoryKind::Draft,
             at: rfc3339(d.created_at),
-            id: d.id,
-            inbound_id: Some(d.inbound_id),
-            state: Some(d.state),
+            id: d.id.to_string(),
+            inbound_id: Some(d.inbound_id.to_string()),
+            state: Some(d.state.as_str().into()),
             revision: Some(d.revision),
             ..Default::default()
         });
@@ -100,10 +100,10 @@ fn history(conn: &mut DbConn, id: CustomerId) -> Result<Vec<HistoryItem>> {
         items.push(HistoryItem {
             kind: HistoryKind::Review,
             at: rfc3339(r.created_at),
-            id: r.id,
-            draft_id: Some(r.draft_id),
+            id: r.id.to_string(),
+            draft_id: Some(r.draft_id.to_string()),
             revision: Some(r.revision),
-            decision: Some(r.decision),
+            decision: Some(r.decision.as_str().into()),
             ..Default::default()
         });
     }
@@ -230,7 +230,7 @@ pub fn set_crm_ref(
                 conn,
                 ctx.clock.now().naive_utc(),
                 &Actor::User(caller.id),
-                Some(&id.to_string()),
+                Some(&id),
                 &AuditAction::CustomerUpdated {
                     crm_ref: crm_ref.map(str::to_string),
                     previous_crm_ref: c.crm_ref.clone(),
@@ -304,7 +304,7 @@ pub fn link(
                     conn,
                     t,
                     &Actor::User(caller.id),
-                    Some(&id.to_string()),
+                    Some(&id),
                     &AuditAction::CustomerLinked {
                         channel: channel.as_str().into(),
                         handle: handle.clone(),
@@ -365,7 +365,7 @@ pub fn merge(
             (a, b, None) => a.clone().or_else(|| b.clone()),
         };
         db::customers::merge(conn, from, into)?;
-        db::inbound::move_to_customer(conn, &from.to_string(), &into.to_string())?;
+        db::inbound::move_to_customer(conn, from, into)?;
         if kept != survivor.crm_ref {
             db::customers::set_crm_ref(conn, into, kept.as_deref())?;
         }
@@ -373,7 +373,7 @@ pub fn merge(
             conn,
             ctx.clock.now().naive_utc(),
             &Actor::User(caller.id),
-            Some(&into.to_string()),
+            Some(&into),
             &AuditAction::CustomerMerged {
                 from: from.to_string(),
                 crm_ref: kept,

@@ -10,8 +10,8 @@ use super::views::rfc3339;
 use super::Context;
 use crate::audit::{Actor, AuditAction};
 use crate::db::{self, write_tx};
-use crate::domain::ids::UserId;
-use crate::error::{Error, Result};
+use crate::domain::inbound::InboundState;
+use crate::error::Result;
 
 /// How often the background task looks.
 pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
@@ -30,18 +30,18 @@ pub fn sweep(ctx: &Context) -> Result<usize> {
         for m in due {
             let recorded = write_tx(&mut conn, |conn| {
                 // Again under the write lock: another instance may have recorded it.
-                let Some(m) = db::inbound::by_id(conn, &m.id)? else {
+                let Some(m) = db::inbound::by_id(conn, m.id)? else {
                     return Ok(false);
                 };
-                let at_risk =
-                    m.state == "open" && m.at_risk_noted_at.is_none() && m.at_risk_at <= t;
-                let breached = m.state == "open" && m.breached_noted_at.is_none() && m.due_at < t;
+                let open = m.state == InboundState::Open;
+                let at_risk = open && m.at_risk_noted_at.is_none() && m.at_risk_at <= t;
+                let breached = open && m.breached_noted_at.is_none() && m.due_at < t;
                 if !at_risk && !breached {
                     return Ok(false);
                 }
                 db::inbound::note_deadline(
                     conn,
-                    &m.id,
+                    m.id,
                     at_risk.then_some(t),
                     breached.then_some(t),
                 )?;
@@ -66,21 +66,14 @@ pub fn sweep(ctx: &Context) -> Result<usize> {
                         &AuditAction::InboundBreached { due_at },
                     )?;
                 }
-                let drafters: Vec<UserId> = db::drafts::writers_for_inbound(conn, &m.id)?
-                    .iter()
-                    .map(|w| {
-                        w.parse().map_err(|_| {
-                            Error::Internal(format!("a stored writer id is unreadable: {w:?}"))
-                        })
-                    })
-                    .collect::<Result<_>>()?;
+                let drafters = db::drafts::writers_for_inbound(conn, m.id)?;
                 // Found late, both at once: one mail, of the worse.
                 let which = if breached {
                     Deadline::Breached
                 } else {
                     Deadline::AtRisk
                 };
-                notify::deadline(ctx, conn, &m.id, m.due_at, &drafters, which, t)?;
+                notify::deadline(ctx, conn, m.id, m.due_at, &drafters, which, t)?;
                 Ok(true)
             })?;
             done += usize::from(recorded);

@@ -12,6 +12,7 @@ use crate::audit::{text_sha256, ActionName, Actor, AuditAction};
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{DraftId, InboundId, ReviewId, UserId};
+use crate::domain::inbound::InboundState;
 use crate::domain::roles::Permission;
 use crate::domain::text::check_field;
 use crate::domain::workflow::{approvals_needed, may_review, Decision, DraftEvent, DraftState};
@@ -26,9 +27,9 @@ fn validate_text(text: &str) -> Result<()> {
 
 /// The `text_sha256` of the draft's last `draft.submitted` entry: the text reviewers are
 /// asked to approve, as the log holds it.
-pub fn submitted_text_sha256(conn: &mut DbConn, draft_id: &str) -> Result<Option<String>> {
+pub fn submitted_text_sha256(conn: &mut DbConn, draft_id: DraftId) -> Result<Option<String>> {
     Ok(
-        db::audit::last_about(conn, draft_id, ActionName::DraftSubmitted)?
+        db::audit::last_about(conn, &draft_id.to_string(), ActionName::DraftSubmitted)?
             .and_then(|b| b.data.get("text_sha256")?.as_str().map(str::to_string)),
     )
 }
@@ -38,18 +39,12 @@ fn check(ctx: &Context, text: &str) -> CheckReport {
 }
 
 fn load(conn: &mut DbConn, id: DraftId) -> Result<DraftRow> {
-    db::drafts::by_id(conn, &id.to_string())?.ok_or_else(|| Error::not_found("draft", id))
-}
-
-fn state_of(d: &DraftRow) -> Result<DraftState> {
-    d.state
-        .parse()
-        .map_err(|e| Error::Internal(format!("stored draft state: {e}")))
+    db::drafts::by_id(conn, id)?.ok_or_else(|| Error::not_found("draft", id))
 }
 
 /// The state after `event`, or 409 naming the state the draft is in.
 fn next_state(d: &DraftRow, event: DraftEvent) -> Result<DraftState> {
-    let state = state_of(d)?;
+    let state = d.state;
     state.apply(event).ok_or_else(|| {
         let what = match event {
             DraftEvent::Revise => "revised",
@@ -73,8 +68,8 @@ fn report_json(report: &CheckReport) -> Result<String> {
 }
 
 /// The draft as `GET /drafts/{id}` shows it.
-pub fn view(conn: &mut DbConn, id: &str) -> Result<DraftView> {
-    let d = db::drafts::by_id(conn, id)?.ok_or_else(|| Error::not_found("draft", id))?;
+pub fn view(conn: &mut DbConn, id: DraftId) -> Result<DraftView> {
+    let d = load(conn, id)?;
     let revisions = db::drafts::revisions(conn, id)?;
     let reviews = db::drafts::reviews_of(conn, id)?;
     let job = db::jobs::by_unique_key(conn, &format!("post:{id}"))?;
@@ -94,23 +89,23 @@ pub fn create(
     caller.require(Permission::WriteDrafts)?;
     validate_text(text)?;
     let report = check(ctx, text);
-    let id = DraftId::new().to_string();
+    let id = DraftId::new();
     write_tx(conn, |conn| {
-        let inbound = db::inbound::by_id(conn, &inbound_id.to_string())?
+        let inbound = db::inbound::by_id(conn, inbound_id)?
             .ok_or_else(|| Error::not_found("inbound message", inbound_id))?;
-        if inbound.state != "open" {
+        if inbound.state != InboundState::Open {
             return Err(Error::Conflict(format!(
                 "the inbound message is {}; replies go to open messages",
                 inbound.state
             )));
         }
-        refuse_if_answer_on_its_way(conn, &inbound.id, None)?;
+        refuse_if_answer_on_its_way(conn, inbound.id, None)?;
         let t = ctx.clock.now().naive_utc();
         let draft = DraftRow {
-            id: id.clone(),
-            inbound_id: inbound.id.clone(),
-            author_id: caller.id.to_string(),
-            state: DraftState::Draft.as_str().into(),
+            id,
+            inbound_id: inbound.id,
+            author_id: caller.id,
+            state: DraftState::Draft,
             revision: 1,
             text: text.to_string(),
             check_report: report_json(&report)?,
@@ -129,14 +124,14 @@ pub fn create(
             &Actor::User(caller.id),
             Some(&id),
             &AuditAction::DraftCreated {
-                inbound_id: inbound.id.clone(),
+                inbound_id: inbound.id.to_string(),
                 revision: 1,
                 text: text.to_string(),
                 text_sha256: text_sha256(text),
                 check: report.clone(),
             },
         )?;
-        view(conn, &id)
+        view(conn, id)
     })
 }
 
@@ -144,12 +139,12 @@ pub fn create(
 /// posted): a customer never gets two answers.
 fn refuse_if_answer_on_its_way(
     conn: &mut DbConn,
-    inbound_id: &str,
-    except: Option<&str>,
+    inbound_id: InboundId,
+    except: Option<DraftId>,
 ) -> Result<()> {
-    let approved = db::drafts::for_inbounds(conn, &[inbound_id.to_string()])?
+    let approved = db::drafts::for_inbounds(conn, &[inbound_id])?
         .into_iter()
-        .find(|o| Some(o.id.as_str()) != except && o.state == DraftState::Approved.as_str());
+        .find(|o| Some(o.id) != except && o.state == DraftState::Approved);
     match approved {
         Some(o) => Err(Error::Conflict(format!(
             "draft {} for this message is approved and being posted; a customer gets one answer",
@@ -164,22 +159,22 @@ fn refuse_if_answer_on_its_way(
 pub fn supersede_others(
     ctx: &Context,
     conn: &mut DbConn,
-    inbound_id: &str,
-    except: Option<&str>,
+    inbound_id: InboundId,
+    except: Option<DraftId>,
     because: SupersededBecause,
     actor: &Actor,
     t: chrono::NaiveDateTime,
 ) -> Result<usize> {
     let _ = ctx;
     let mut n = 0;
-    for mut o in db::drafts::for_inbounds(conn, &[inbound_id.to_string()])? {
-        if Some(o.id.as_str()) == except {
+    for mut o in db::drafts::for_inbounds(conn, &[inbound_id])? {
+        if Some(o.id) == except {
             continue;
         }
-        let Some(next) = state_of(&o)?.apply(DraftEvent::Supersede) else {
+        let Some(next) = o.state.apply(DraftEvent::Supersede) else {
             continue;
         };
-        o.state = next.as_str().into();
+        o.state = next;
         o.updated_at = t;
         db::drafts::update(conn, &o)?;
         db::audit::append(
@@ -189,7 +184,7 @@ pub fn supersede_others(
             Some(&o.id),
             &AuditAction::DraftSuperseded {
                 reason: because,
-                by: except.map(str::to_string),
+                by: except.map(|d| d.to_string()),
             },
         )?;
         n += 1;
@@ -200,17 +195,17 @@ pub fn supersede_others(
 /// The revision row for the draft's current text and check, written by `author`.
 fn current_revision(d: &DraftRow, author: &Caller) -> RevisionRow {
     RevisionRow {
-        draft_id: d.id.clone(),
+        draft_id: d.id,
         revision: d.revision,
         text: d.text.clone(),
-        author_id: author.id.to_string(),
+        author_id: author.id,
         check_report: d.check_report.clone(),
         created_at: d.updated_at,
     }
 }
 
 fn require_author(d: &DraftRow, caller: &Caller) -> Result<()> {
-    if d.author_id != caller.id.to_string() {
+    if d.author_id != caller.id {
         return Err(Error::Forbidden(
             "only the draft's author may change or submit it".into(),
         ));
@@ -235,7 +230,7 @@ pub fn revise(
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Revise)?;
         let t = ctx.clock.now().naive_utc();
-        d.state = state.as_str().into();
+        d.state = state;
         d.revision += 1;
         d.text = text.to_string();
         d.check_report = report_json(&report)?;
@@ -255,7 +250,7 @@ pub fn revise(
                 check: report.clone(),
             },
         )?;
-        view(conn, &d.id)
+        view(conn, d.id)
     })
 }
 
@@ -268,12 +263,12 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
         let mut d = load(conn, id)?;
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Submit)?;
-        refuse_if_answer_on_its_way(conn, &d.inbound_id, Some(&d.id))?;
+        refuse_if_answer_on_its_way(conn, d.inbound_id, Some(d.id))?;
         let report = check(ctx, &d.text);
         if report.verdict == Verdict::Block {
             return Err(Error::Blocked(Box::new(report)));
         }
-        d.state = state.as_str().into();
+        d.state = state;
         d.check_report = report_json(&report)?;
         d.approvals_needed = approvals_needed(report.verdict) as i32;
         let t = ctx.clock.now().naive_utc();
@@ -290,11 +285,11 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
                 check: report.clone(),
             },
         )?;
-        let inbound = db::inbound::by_id(conn, &d.inbound_id)?
+        let inbound = db::inbound::by_id(conn, d.inbound_id)?
             .ok_or_else(|| Error::Internal(format!("draft {} names no inbound message", d.id)))?;
         let writers = writers_of(conn, &d)?;
         notify::review_needed(ctx, conn, &d, inbound.due_at, report.verdict, &writers, t)?;
-        view(conn, &d.id)
+        view(conn, d.id)
     });
     ctx.wake_workers();
     submitted
@@ -303,13 +298,7 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
 /// Everyone who wrote or revised the draft. Fails closed: a writer whose stored id cannot
 /// be read stops the caller (a four-eyes check must never lose a writer).
 fn writers_of(conn: &mut DbConn, d: &DraftRow) -> Result<Vec<UserId>> {
-    db::drafts::writers(conn, &d.id)?
-        .iter()
-        .map(|w| {
-            w.parse()
-                .map_err(|_| Error::Internal(format!("a stored writer id is unreadable: {w:?}")))
-        })
-        .collect()
+    db::drafts::writers(conn, d.id)
 }
 
 /// A reviewer's decision on the revision they read.
@@ -344,7 +333,7 @@ pub fn review(
         }
         // The state first: a review of a draft that is not pending is a conflict whatever
         // revision it names.
-        let current = state_of(&d)?;
+        let current = d.state;
         if current != DraftState::PendingReview {
             return Err(Error::Conflict(format!(
                 "a draft in state {current} cannot be reviewed"
@@ -356,16 +345,14 @@ pub fn review(
                 r.revision, d.revision
             )));
         }
-        let earlier = db::drafts::reviews_of(conn, &d.id)?;
+        let earlier = db::drafts::reviews_of(conn, d.id)?;
         let approvals_so_far: Vec<&ReviewRow> = earlier
             .iter()
             .filter(|e| {
-                e.revision == d.revision
-                    && e.decision == Decision::Approve.as_str()
-                    && e.voided_at.is_none()
+                e.revision == d.revision && e.decision == Decision::Approve && e.voided_at.is_none()
             })
             .collect();
-        let me = caller.id.to_string();
+        let me = caller.id;
         let t = ctx.clock.now().naive_utc();
         let (event, action) = match r.decision {
             Decision::Approve => {
@@ -375,14 +362,14 @@ pub fn review(
                 // What is approved is what was submitted: a text changed in the table
                 // behind the log is never approved.
                 let hash = text_sha256(&d.text);
-                if submitted_text_sha256(conn, &d.id)?.as_deref() != Some(hash.as_str()) {
+                if submitted_text_sha256(conn, d.id)?.as_deref() != Some(hash.as_str()) {
                     return Err(Error::Conflict(
                         "the draft's text is not the text that was submitted; it cannot be \
                          approved (ask for changes instead)"
                             .into(),
                     ));
                 }
-                refuse_if_answer_on_its_way(conn, &d.inbound_id, Some(&d.id))?;
+                refuse_if_answer_on_its_way(conn, d.inbound_id, Some(d.id))?;
                 let report = check(ctx, &d.text);
                 if report.verdict == Verdict::Block {
                     return Err(Error::Blocked(Box::new(report)));
@@ -423,17 +410,17 @@ pub fn review(
         db::drafts::insert_review(
             conn,
             &ReviewRow {
-                id: ReviewId::new().to_string(),
-                draft_id: d.id.clone(),
+                id: ReviewId::new(),
+                draft_id: d.id,
                 revision: d.revision,
                 reviewer_id: me,
-                decision: r.decision.as_str().into(),
+                decision: r.decision,
                 comment: r.comment.clone(),
                 created_at: t,
                 voided_at: None,
             },
         )?;
-        d.state = state.as_str().into();
+        d.state = state;
         d.updated_at = t;
         db::drafts::update(conn, &d)?;
         db::audit::append(conn, t, &Actor::User(caller.id), Some(&d.id), &action)?;
@@ -452,8 +439,8 @@ pub fn review(
             supersede_others(
                 ctx,
                 conn,
-                &d.inbound_id,
-                Some(&d.id),
+                d.inbound_id,
+                Some(d.id),
                 SupersededBecause::AnotherApproved,
                 &Actor::System,
                 t,
@@ -464,7 +451,7 @@ pub fn review(
             };
             enqueue(ctx, conn, &job, t)?;
         }
-        view(conn, &d.id)
+        view(conn, d.id)
     });
     ctx.wake_workers();
     result
@@ -481,13 +468,13 @@ pub fn retry(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> 
     let result = write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
         let state = next_state(&d, DraftEvent::Retry)?;
-        if db::audit::last_about(conn, &d.id, ActionName::PostRetried)?.is_some() {
+        if db::audit::last_about(conn, &d.id.to_string(), ActionName::PostRetried)?.is_some() {
             return Err(Error::Conflict(
                 "this reply was retried once already; write a new draft instead".into(),
             ));
         }
         let t = ctx.clock.now().naive_utc();
-        d.state = state.as_str().into();
+        d.state = state;
         d.updated_at = t;
         db::drafts::update(conn, &d)?;
         db::audit::append(
@@ -504,7 +491,7 @@ pub fn retry(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> 
             channel: ctx.channel.name().to_string(),
         };
         enqueue(ctx, conn, &job, t)?;
-        view(conn, &d.id)
+        view(conn, d.id)
     });
     ctx.wake_workers();
     result
@@ -512,7 +499,7 @@ pub fn retry(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> 
 
 pub fn get(conn: &mut DbConn, caller: &Caller, id: DraftId) -> Result<DraftView> {
     caller.require(Permission::Read)?;
-    view(conn, &id.to_string())
+    view(conn, id)
 }
 
 pub fn list(
@@ -522,7 +509,7 @@ pub fn list(
     limit: i64,
 ) -> Result<Vec<DraftSummary>> {
     caller.require(Permission::Read)?;
-    db::drafts::list_by_state(conn, state.map(|s| s.as_str()), limit)?
+    db::drafts::list_by_state(conn, state, limit)?
         .into_iter()
         .map(DraftSummary::build)
         .collect()

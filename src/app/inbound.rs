@@ -1,6 +1,6 @@
 //! Inbound messages and customers (spec/api.md "Inbound messages and customers").
 
-use super::views::InboundView;
+use super::views::{DraftSummary, InboundDetail, InboundView};
 use super::{Caller, Context};
 use crate::audit::{Actor, AuditAction};
 use crate::db::{self, write_tx, DbConn};
@@ -75,18 +75,17 @@ pub fn receive(
         }
         let t = ctx.clock.now();
         let customer = customer_for(ctx, conn, &actor, channel, &handle, m)?;
-        let customer_id = customer.to_string();
         let received_at = m.received_at.unwrap_or(t);
         let due = ctx.settings.hours.due_at(received_at);
         let at_risk = ctx.settings.hours.at_risk_at(received_at);
-        let id = InboundId::new().to_string();
+        let id = InboundId::new();
         db::inbound::insert(
             conn,
             &db::inbound::NewInbound {
-                id: &id,
+                id,
                 channel: channel.as_str(),
                 external_id: &m.external_id,
-                customer_id: &customer_id,
+                customer_id: customer,
                 author_handle: &handle,
                 text: &m.text,
                 received_at: received_at.naive_utc(),
@@ -95,7 +94,7 @@ pub fn receive(
                 now: t.naive_utc(),
             },
         )?;
-        let row = db::inbound::by_id(conn, &id)?
+        let row = db::inbound::by_id(conn, id)?
             .ok_or_else(|| Error::Internal("inbound row vanished".into()))?;
         let view = InboundView::build(row, t.naive_utc());
         db::audit::append(
@@ -127,23 +126,29 @@ pub fn list(
 ) -> Result<Vec<InboundView>> {
     caller.require(Permission::Read)?;
     let t = ctx.clock.now().naive_utc();
-    Ok(db::inbound::list_by_state(conn, state.as_str(), limit)?
+    Ok(db::inbound::list_by_state(conn, state, limit)?
         .into_iter()
         .map(|r| InboundView::build(r, t))
         .collect())
 }
 
+/// The message and its drafts, oldest first. Errors: 404 unknown id.
 pub fn get(
     ctx: &Context,
     conn: &mut DbConn,
     caller: &Caller,
     id: InboundId,
-) -> Result<InboundView> {
+) -> Result<InboundDetail> {
     caller.require(Permission::Read)?;
     let t = ctx.clock.now().naive_utc();
-    db::inbound::by_id(conn, &id.to_string())?
+    let message = db::inbound::by_id(conn, id)?
         .map(|r| InboundView::build(r, t))
-        .ok_or_else(|| Error::not_found("inbound message", id))
+        .ok_or_else(|| Error::not_found("inbound message", id))?;
+    let drafts = db::drafts::for_inbounds(conn, &[id])?
+        .into_iter()
+        .map(DraftSummary::build)
+        .collect::<Result<_>>()?;
+    Ok(InboundDetail { message, drafts })
 }
 
 /// The customer a message's author is: the owner of the handle on the channel, else the
@@ -194,7 +199,7 @@ fn customer_for(
         m.author_external_user_id.as_deref(),
         t,
     )?;
-    db::audit::append(conn, t, actor, Some(&id.to_string()), &action)?;
+    db::audit::append(conn, t, actor, Some(&id), &action)?;
     Ok(id)
 }
 
@@ -214,10 +219,10 @@ pub fn close(
     check_field("reason", reason, 1000, true).map_err(Error::BadRequest)?;
     write_tx(conn, |conn| {
         let key = id.to_string();
-        let m = db::inbound::by_id(conn, &key)?
-            .ok_or_else(|| Error::not_found("inbound message", id))?;
+        let m =
+            db::inbound::by_id(conn, id)?.ok_or_else(|| Error::not_found("inbound message", id))?;
         let t = ctx.clock.now().naive_utc();
-        if !db::inbound::close(conn, &key, reason, t)? {
+        if !db::inbound::close(conn, id, reason, t)? {
             return Err(Error::Conflict(format!(
                 "the inbound message is {}; only an open message can be closed",
                 m.state
@@ -235,13 +240,13 @@ pub fn close(
         super::drafts::supersede_others(
             ctx,
             conn,
-            &key,
+            id,
             None,
             crate::audit::action::SupersededBecause::Closed,
             &Actor::User(caller.id),
             t,
         )?;
-        let row = db::inbound::by_id(conn, &key)?
+        let row = db::inbound::by_id(conn, id)?
             .ok_or_else(|| Error::Internal("inbound row vanished".into()))?;
         Ok(InboundView::build(row, t))
     })

@@ -11,7 +11,7 @@ use super::Context;
 use crate::db::drafts::DraftRow;
 use crate::db::users::UserRow;
 use crate::db::{self, DbConn};
-use crate::domain::ids::UserId;
+use crate::domain::ids::{InboundId, UserId};
 use crate::domain::roles::Role;
 use crate::domain::workflow::Decision;
 use crate::error::Result;
@@ -100,22 +100,16 @@ fn signed() -> &'static str {
 }
 
 fn author(d: &DraftRow) -> Result<UserId> {
-    d.author_id
-        .parse()
-        .map_err(|e| crate::error::Error::Internal(format!("stored author id: {e}")))
+    Ok(d.author_id)
 }
 
 /// Ids of the reviewers who approved the draft's current revision.
 fn approvers(conn: &mut DbConn, d: &DraftRow) -> Result<Vec<UserId>> {
-    db::drafts::reviews_of(conn, &d.id)?
+    Ok(db::drafts::reviews_of(conn, d.id)?
         .into_iter()
-        .filter(|r| r.revision == d.revision && r.decision == Decision::Approve.as_str())
-        .map(|r| {
-            r.reviewer_id
-                .parse()
-                .map_err(|e| crate::error::Error::Internal(format!("stored reviewer id: {e}")))
-        })
-        .collect()
+        .filter(|r| r.revision == d.revision && r.decision == Decision::Approve)
+        .map(|r| r.reviewer_id)
+        .collect())
 }
 
 /// A draft waits for review: every reviewer with an address except its writers.
@@ -227,7 +221,7 @@ pub enum Deadline {
 pub fn deadline(
     ctx: &Context,
     conn: &mut DbConn,
-    inbound_id: &str,
+    inbound_id: InboundId,
     due_at: NaiveDateTime,
     drafters: &[UserId],
     which: Deadline,

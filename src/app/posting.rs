@@ -23,6 +23,7 @@ use crate::audit::{text_sha256, ActionName, Actor, AuditAction, EntryBody};
 use crate::channels::{ChannelError, OutgoingReply, PostReceipt};
 use crate::db::{self, DbConn};
 use crate::domain::ids::DraftId;
+use crate::domain::inbound::InboundState;
 use crate::domain::workflow::{DraftEvent, DraftState};
 use crate::error::{Error, Result};
 use crate::policy::{CheckReport, Verdict};
@@ -122,12 +123,9 @@ impl Job for PostReply {
     ) -> Result<()> {
         let t = ctx.clock.now().naive_utc();
         let id = self.draft_id.to_string();
-        let mut draft = db::drafts::by_id(conn, &id)?
+        let mut draft = db::drafts::by_id(conn, self.draft_id)?
             .ok_or_else(|| Error::not_found("draft", self.draft_id))?;
-        let state: DraftState = draft
-            .state
-            .parse()
-            .map_err(|e| Error::Internal(format!("stored draft state: {e}")))?;
+        let state = draft.state;
         let channel = self.channel.clone();
         match outcome {
             Outcome::Cancelled(Posting::Stale(_)) | Outcome::Done(Posting::Stale(_)) => Ok(()),
@@ -141,13 +139,13 @@ impl Job for PostReply {
                 text_sha256,
             }) => {
                 let next = moved(state, DraftEvent::PostSucceeded)?;
-                draft.state = next.as_str().into();
+                draft.state = next;
                 draft.updated_at = t;
                 draft.post_id = Some(receipt.post_id.clone());
                 draft.posted_at = Some(t);
                 draft.post_error = None;
                 db::drafts::update(conn, &draft)?;
-                db::inbound::settle(conn, &draft.inbound_id, "answered", t)?;
+                db::inbound::settle(conn, draft.inbound_id, InboundState::Answered, t)?;
                 db::audit::append(
                     conn,
                     t,
@@ -184,14 +182,14 @@ impl Job for PostReply {
                     DraftEvent::PostRefused
                 };
                 let next = moved(state, event)?;
-                draft.state = next.as_str().into();
+                draft.state = next;
                 draft.updated_at = t;
                 draft.post_error = Some(refusal.reason.clone());
                 if let Some(report) = check {
                     draft.check_report = serde_json::to_string(report)?;
                 }
                 db::drafts::update(conn, &draft)?;
-                db::drafts::void_approvals(conn, &id, draft.revision, t)?;
+                db::drafts::void_approvals(conn, self.draft_id, draft.revision, t)?;
                 db::audit::append(
                     conn,
                     t,
@@ -217,7 +215,7 @@ impl Job for PostReply {
                 };
                 if retry_at.is_none() {
                     let next = moved(state, DraftEvent::PostFailed)?;
-                    draft.state = next.as_str().into();
+                    draft.state = next;
                 }
                 draft.post_error = Some(error.clone());
                 draft.updated_at = t;
@@ -263,19 +261,15 @@ enum Prepared {
 
 /// Reads what an attempt needs and decides whether it may post.
 fn prepare(ctx: &Context, conn: &mut DbConn, draft_id: DraftId) -> Result<Prepared> {
-    let id = draft_id.to_string();
-    let draft = db::drafts::by_id(conn, &id)?.ok_or_else(|| Error::not_found("draft", draft_id))?;
-    let state: DraftState = draft
-        .state
-        .parse()
-        .map_err(|e| Error::Internal(format!("stored draft state: {e}")))?;
-    if state != DraftState::Approved {
-        return Ok(Prepared::Skip(Posting::Stale(state)));
+    let draft =
+        db::drafts::by_id(conn, draft_id)?.ok_or_else(|| Error::not_found("draft", draft_id))?;
+    if draft.state != DraftState::Approved {
+        return Ok(Prepared::Skip(Posting::Stale(draft.state)));
     }
-    let inbound = db::inbound::by_id(conn, &draft.inbound_id)?
-        .ok_or_else(|| Error::Internal(format!("draft {id} names no inbound message")))?;
+    let inbound = db::inbound::by_id(conn, draft.inbound_id)?
+        .ok_or_else(|| Error::Internal(format!("draft {draft_id} names no inbound message")))?;
     let hash = text_sha256(&draft.text);
-    let entries = db::audit::about(conn, &id)?;
+    let entries = db::audit::about(conn, &draft_id.to_string())?;
     if let Err(refusal) = approved_text(&entries, draft.revision, &hash) {
         return Ok(Prepared::Skip(Posting::Refused {
             revision: draft.revision,

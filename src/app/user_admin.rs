@@ -200,7 +200,7 @@ pub fn update(
             conn,
             ctx.clock.now().naive_utc(),
             &Actor::User(caller.id),
-            Some(&id.to_string()),
+            Some(&id),
             &AuditAction::UserUpdated {
                 username: None,
                 previous_username: None,
@@ -238,7 +238,7 @@ pub fn reset_password(
             conn,
             t,
             &Actor::User(caller.id),
-            Some(&id.to_string()),
+            Some(&id),
             &AuditAction::UserPasswordReset {},
         )?;
         Ok(ResetAnswer {
@@ -268,7 +268,7 @@ pub fn set_password(ctx: &Context, conn: &mut DbConn, token: &str, hash: &str) -
             conn,
             t,
             &Actor::User(id),
-            Some(&id.to_string()),
+            Some(&id),
             &AuditAction::UserPasswordSet {},
         )?;
         Ok(())

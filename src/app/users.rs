@@ -116,12 +116,11 @@ pub fn insert_user(
                 created_at: t,
             },
         )?;
-        let id_text = id.to_string();
         db::audit::append(
             conn,
             t,
             actor,
-            Some(&id_text),
+            Some(&id),
             &AuditAction::UserCreated {
                 username: username.as_str().to_string(),
                 roles: roles.to_vec(),
@@ -166,12 +165,11 @@ pub fn rename_user(conn: &mut DbConn, actor: &Actor, from: &str, to: &str) -> Re
         let id = user.user_id()?;
         refuse_clash(conn, &new_name, Some(id))?;
         db::users::set_username(conn, id, &new_name)?;
-        let id_text = id.to_string();
         db::audit::append(
             conn,
             now().naive_utc(),
             actor,
-            Some(&id_text),
+            Some(&id),
             &AuditAction::UserUpdated {
                 username: Some(new_name.as_str().to_string()),
                 previous_username: Some(user.username.clone()),
@@ -439,7 +437,7 @@ fn record_sign_in(
             }
             _ => {
                 db::users::record_login_failure(conn, key, client, t)?;
-                let subject = user.as_ref().map(|u| u.id.as_str());
+                let subject = user.as_ref().map(|u| &u.id as &dyn std::fmt::Display);
                 let reason = if user.is_some() {
                     LoginFailure::WrongPassword
                 } else {

@@ -5,8 +5,10 @@ use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::inbound::InboundRow;
 use crate::db::jobs::JobRow;
 use crate::domain::hours::Deadline;
+use crate::domain::inbound::InboundState;
 use crate::domain::jobs::JobState;
 use crate::domain::roles::Role;
+use crate::domain::workflow::{Decision, DraftState};
 use crate::error::{Error, Result};
 use crate::policy::CheckReport;
 use chrono::NaiveDateTime;
@@ -41,8 +43,7 @@ pub struct InboundView {
     pub due_at: String,
     /// Where the message stands against `due_at`; frozen once it is answered or closed.
     pub deadline: Deadline,
-    /// `open`, `answered` or `closed`.
-    pub state: String,
+    pub state: InboundState,
     pub closed_reason: Option<String>,
 }
 
@@ -53,10 +54,10 @@ impl InboundView {
         let deadline = Deadline::at(at.and_utc(), r.at_risk_at.and_utc(), r.due_at.and_utc());
         InboundView {
             deadline,
-            id: r.id,
+            id: r.id.to_string(),
             channel: r.channel,
             external_id: r.external_id,
-            customer_id: r.customer_id,
+            customer_id: r.customer_id.to_string(),
             author_handle: r.author_handle,
             text: r.text,
             received_at: rfc3339(r.received_at),
@@ -65,6 +66,15 @@ impl InboundView {
             closed_reason: r.closed_reason,
         }
     }
+}
+
+/// One inbound message with its drafts (`GET /inbound/{id}`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundDetail {
+    #[serde(flatten)]
+    pub message: InboundView,
+    /// Every draft reply to it, oldest first.
+    pub drafts: Vec<DraftSummary>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -196,7 +206,7 @@ pub struct ReviewView {
     pub id: String,
     pub revision: i32,
     pub reviewer_id: String,
-    pub decision: String,
+    pub decision: Decision,
     pub comment: String,
     pub created_at: String,
 }
@@ -204,9 +214,9 @@ pub struct ReviewView {
 impl From<ReviewRow> for ReviewView {
     fn from(r: ReviewRow) -> Self {
         ReviewView {
-            id: r.id,
+            id: r.id.to_string(),
             revision: r.revision,
-            reviewer_id: r.reviewer_id,
+            reviewer_id: r.reviewer_id.to_string(),
             decision: r.decision,
             comment: r.comment,
             created_at: rfc3339(r.created_at),
@@ -231,8 +241,7 @@ pub struct DraftView {
     pub id: String,
     pub inbound_id: String,
     pub author_id: String,
-    /// draft, pending_review, changes_requested, rejected, approved, posted, post_failed
-    pub state: String,
+    pub state: DraftState,
     pub revision: i32,
     pub text: String,
     /// The latest check report (spec/checks.md).
@@ -260,7 +269,7 @@ impl DraftView {
                     revision: r.revision,
                     check: parse_report(&r.check_report)?,
                     text: r.text,
-                    author_id: r.author_id,
+                    author_id: r.author_id.to_string(),
                     created_at: rfc3339(r.created_at),
                 })
             })
@@ -282,9 +291,9 @@ impl DraftView {
             });
         Ok(DraftView {
             check: parse_report(&d.check_report)?,
-            id: d.id,
-            inbound_id: d.inbound_id,
-            author_id: d.author_id,
+            id: d.id.to_string(),
+            inbound_id: d.inbound_id.to_string(),
+            author_id: d.author_id.to_string(),
             state: d.state,
             revision: d.revision,
             text: d.text,
@@ -304,26 +313,21 @@ pub struct DraftSummary {
     pub id: String,
     pub inbound_id: String,
     pub author_id: String,
-    pub state: String,
+    pub state: DraftState,
     pub revision: i32,
     pub text: String,
-    /// pass, escalate or block
-    pub verdict: String,
+    pub verdict: crate::policy::Verdict,
     pub approvals_needed: i32,
     pub updated_at: String,
 }
 
 impl DraftSummary {
     pub fn build(d: DraftRow) -> Result<Self> {
-        let report = parse_report(&d.check_report)?;
-        let verdict = serde_json::to_value(report.verdict)?
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let verdict = parse_report(&d.check_report)?.verdict;
         Ok(DraftSummary {
-            id: d.id,
-            inbound_id: d.inbound_id,
-            author_id: d.author_id,
+            id: d.id.to_string(),
+            inbound_id: d.inbound_id.to_string(),
+            author_id: d.author_id.to_string(),
             state: d.state,
             revision: d.revision,
             text: d.text,

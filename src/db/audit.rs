@@ -38,14 +38,17 @@ pub struct StoredEntry {
 
 /// Appends one entry; must run inside [`super::write_tx`], in the transaction of the
 /// change it records. `at` is the time of that change (the same value its rows store, at
-/// microsecond precision: [`crate::app::now`], in UTC). Returns the entry's `seq`.
+/// microsecond precision: [`crate::app::now`], in UTC). `subject` is the id the action is
+/// about (spec/audit.md "Subjects"), in its text form. Returns the entry's `seq`.
 pub fn append(
     conn: &mut DbConn,
     at: NaiveDateTime,
     actor: &Actor,
-    subject: Option<&str>,
+    subject: Option<&dyn std::fmt::Display>,
     action: &AuditAction,
 ) -> Result<i64> {
+    let subject = subject.map(|s| s.to_string());
+    let subject = subject.as_deref();
     let size: i64 = audit_head::table
         .select(audit_head::size)
         .filter(audit_head::id.eq(1))

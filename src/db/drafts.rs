@@ -2,6 +2,8 @@
 
 use super::schema::{draft_revisions, drafts, reviews};
 use super::DbConn;
+use crate::domain::ids::{DraftId, InboundId, ReviewId, UserId};
+use crate::domain::workflow::{Decision, DraftState};
 use crate::error::Result;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -9,10 +11,14 @@ use diesel::prelude::*;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = drafts)]
 pub struct DraftRow {
-    pub id: String,
-    pub inbound_id: String,
-    pub author_id: String,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub id: DraftId,
+    #[diesel(deserialize_as = String)]
+    pub inbound_id: InboundId,
+    #[diesel(deserialize_as = String)]
+    pub author_id: UserId,
+    #[diesel(deserialize_as = String)]
+    pub state: DraftState,
     pub revision: i32,
     pub text: String,
     pub check_report: String,
@@ -27,10 +33,12 @@ pub struct DraftRow {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = draft_revisions)]
 pub struct RevisionRow {
-    pub draft_id: String,
+    #[diesel(deserialize_as = String)]
+    pub draft_id: DraftId,
     pub revision: i32,
     pub text: String,
-    pub author_id: String,
+    #[diesel(deserialize_as = String)]
+    pub author_id: UserId,
     pub check_report: String,
     pub created_at: NaiveDateTime,
 }
@@ -38,11 +46,15 @@ pub struct RevisionRow {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = reviews)]
 pub struct ReviewRow {
-    pub id: String,
-    pub draft_id: String,
+    #[diesel(deserialize_as = String)]
+    pub id: ReviewId,
+    #[diesel(deserialize_as = String)]
+    pub draft_id: DraftId,
     pub revision: i32,
-    pub reviewer_id: String,
-    pub decision: String,
+    #[diesel(deserialize_as = String)]
+    pub reviewer_id: UserId,
+    #[diesel(deserialize_as = String)]
+    pub decision: Decision,
     pub comment: String,
     pub created_at: NaiveDateTime,
     /// Set when the approval stopped counting (the text changed behind the log).
@@ -52,10 +64,10 @@ pub struct ReviewRow {
 pub fn insert(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
     diesel::insert_into(drafts::table)
         .values((
-            drafts::id.eq(&d.id),
-            drafts::inbound_id.eq(&d.inbound_id),
-            drafts::author_id.eq(&d.author_id),
-            drafts::state.eq(&d.state),
+            drafts::id.eq(d.id.to_string()),
+            drafts::inbound_id.eq(d.inbound_id.to_string()),
+            drafts::author_id.eq(d.author_id.to_string()),
+            drafts::state.eq(d.state.as_str()),
             drafts::revision.eq(d.revision),
             drafts::text.eq(&d.text),
             drafts::check_report.eq(&d.check_report),
@@ -70,10 +82,10 @@ pub fn insert(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
 pub fn insert_revision(conn: &mut DbConn, r: &RevisionRow) -> Result<()> {
     diesel::insert_into(draft_revisions::table)
         .values((
-            draft_revisions::draft_id.eq(&r.draft_id),
+            draft_revisions::draft_id.eq(r.draft_id.to_string()),
             draft_revisions::revision.eq(r.revision),
             draft_revisions::text.eq(&r.text),
-            draft_revisions::author_id.eq(&r.author_id),
+            draft_revisions::author_id.eq(r.author_id.to_string()),
             draft_revisions::check_report.eq(&r.check_report),
             draft_revisions::created_at.eq(r.created_at),
         ))
@@ -81,19 +93,19 @@ pub fn insert_revision(conn: &mut DbConn, r: &RevisionRow) -> Result<()> {
     Ok(())
 }
 
-pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<DraftRow>> {
+pub fn by_id(conn: &mut DbConn, id: DraftId) -> Result<Option<DraftRow>> {
     Ok(drafts::table
         .select(DraftRow::as_select())
-        .filter(drafts::id.eq(id))
+        .filter(drafts::id.eq(id.to_string()))
         .first(conn)
         .optional()?)
 }
 
 /// Saves a draft's mutable fields (state, text, revision, check, posting result).
 pub fn update(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
-    diesel::update(drafts::table.filter(drafts::id.eq(&d.id)))
+    diesel::update(drafts::table.filter(drafts::id.eq(d.id.to_string())))
         .set((
-            drafts::state.eq(&d.state),
+            drafts::state.eq(d.state.as_str()),
             drafts::revision.eq(d.revision),
             drafts::text.eq(&d.text),
             drafts::check_report.eq(&d.check_report),
@@ -107,37 +119,51 @@ pub fn update(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
     Ok(())
 }
 
-pub fn revisions(conn: &mut DbConn, draft_id: &str) -> Result<Vec<RevisionRow>> {
+pub fn revisions(conn: &mut DbConn, draft_id: DraftId) -> Result<Vec<RevisionRow>> {
     Ok(draft_revisions::table
         .select(RevisionRow::as_select())
-        .filter(draft_revisions::draft_id.eq(draft_id))
+        .filter(draft_revisions::draft_id.eq(draft_id.to_string()))
         .order(draft_revisions::revision.asc())
         .load(conn)?)
 }
 
-/// Everyone who wrote or revised the draft (for the four-eyes rule).
-pub fn writers(conn: &mut DbConn, draft_id: &str) -> Result<Vec<String>> {
-    Ok(draft_revisions::table
-        .select(draft_revisions::author_id)
-        .filter(draft_revisions::draft_id.eq(draft_id))
-        .distinct()
-        .load(conn)?)
+/// Everyone who wrote or revised the draft (for the four-eyes rule). Fails (never drops
+/// one) when a stored id does not parse.
+pub fn writers(conn: &mut DbConn, draft_id: DraftId) -> Result<Vec<UserId>> {
+    user_ids(
+        draft_revisions::table
+            .select(draft_revisions::author_id)
+            .filter(draft_revisions::draft_id.eq(draft_id.to_string()))
+            .distinct()
+            .load(conn)?,
+    )
+}
+
+fn user_ids(raw: Vec<String>) -> Result<Vec<UserId>> {
+    raw.into_iter()
+        .map(|w| {
+            w.parse()
+                .map_err(|e| crate::error::Error::Internal(format!("a stored writer id: {e}")))
+        })
+        .collect()
 }
 
 /// Everyone who wrote or revised a draft for this inbound message.
-pub fn writers_for_inbound(conn: &mut DbConn, inbound_id: &str) -> Result<Vec<String>> {
-    Ok(draft_revisions::table
-        .inner_join(drafts::table)
-        .select(draft_revisions::author_id)
-        .filter(drafts::inbound_id.eq(inbound_id))
-        .distinct()
-        .load(conn)?)
+pub fn writers_for_inbound(conn: &mut DbConn, inbound_id: InboundId) -> Result<Vec<UserId>> {
+    user_ids(
+        draft_revisions::table
+            .inner_join(drafts::table)
+            .select(draft_revisions::author_id)
+            .filter(drafts::inbound_id.eq(inbound_id.to_string()))
+            .distinct()
+            .load(conn)?,
+    )
 }
 
-pub fn reviews_of(conn: &mut DbConn, draft_id: &str) -> Result<Vec<ReviewRow>> {
+pub fn reviews_of(conn: &mut DbConn, draft_id: DraftId) -> Result<Vec<ReviewRow>> {
     Ok(reviews::table
         .select(ReviewRow::as_select())
-        .filter(reviews::draft_id.eq(draft_id))
+        .filter(reviews::draft_id.eq(draft_id.to_string()))
         .order(reviews::id.asc())
         .load(conn)?)
 }
@@ -145,15 +171,15 @@ pub fn reviews_of(conn: &mut DbConn, draft_id: &str) -> Result<Vec<ReviewRow>> {
 /// Voids the approvals of `revision` that still count (see [`ReviewRow::voided_at`]).
 pub fn void_approvals(
     conn: &mut DbConn,
-    draft_id: &str,
+    draft_id: DraftId,
     revision: i32,
     at: NaiveDateTime,
 ) -> Result<usize> {
     Ok(diesel::update(
         reviews::table
-            .filter(reviews::draft_id.eq(draft_id))
+            .filter(reviews::draft_id.eq(draft_id.to_string()))
             .filter(reviews::revision.eq(revision))
-            .filter(reviews::decision.eq("approve"))
+            .filter(reviews::decision.eq(Decision::Approve.as_str()))
             .filter(reviews::voided_at.is_null()),
     )
     .set(reviews::voided_at.eq(Some(at)))
@@ -163,11 +189,11 @@ pub fn void_approvals(
 pub fn insert_review(conn: &mut DbConn, r: &ReviewRow) -> Result<()> {
     diesel::insert_into(reviews::table)
         .values((
-            reviews::id.eq(&r.id),
-            reviews::draft_id.eq(&r.draft_id),
+            reviews::id.eq(r.id.to_string()),
+            reviews::draft_id.eq(r.draft_id.to_string()),
             reviews::revision.eq(r.revision),
-            reviews::reviewer_id.eq(&r.reviewer_id),
-            reviews::decision.eq(&r.decision),
+            reviews::reviewer_id.eq(r.reviewer_id.to_string()),
+            reviews::decision.eq(r.decision.as_str()),
             reviews::comment.eq(&r.comment),
             reviews::created_at.eq(r.created_at),
         ))
@@ -176,10 +202,14 @@ pub fn insert_review(conn: &mut DbConn, r: &ReviewRow) -> Result<()> {
 }
 
 /// Drafts in `state`, oldest change first.
-pub fn list_by_state(conn: &mut DbConn, state: Option<&str>, limit: i64) -> Result<Vec<DraftRow>> {
+pub fn list_by_state(
+    conn: &mut DbConn,
+    state: Option<DraftState>,
+    limit: i64,
+) -> Result<Vec<DraftRow>> {
     let mut q = drafts::table.select(DraftRow::as_select()).into_boxed();
     if let Some(s) = state {
-        q = q.filter(drafts::state.eq(s.to_string()));
+        q = q.filter(drafts::state.eq(s.as_str()));
     }
     Ok(q.order((drafts::updated_at.asc(), drafts::id.asc()))
         .limit(limit)
@@ -187,19 +217,21 @@ pub fn list_by_state(conn: &mut DbConn, state: Option<&str>, limit: i64) -> Resu
 }
 
 /// Every draft for these inbound messages, oldest first.
-pub fn for_inbounds(conn: &mut DbConn, inbound_ids: &[String]) -> Result<Vec<DraftRow>> {
+pub fn for_inbounds(conn: &mut DbConn, inbound_ids: &[InboundId]) -> Result<Vec<DraftRow>> {
+    let ids: Vec<String> = inbound_ids.iter().map(InboundId::to_string).collect();
     Ok(drafts::table
         .select(DraftRow::as_select())
-        .filter(drafts::inbound_id.eq_any(inbound_ids))
+        .filter(drafts::inbound_id.eq_any(ids))
         .order(drafts::id.asc())
         .load(conn)?)
 }
 
 /// Every review of these drafts, oldest first.
-pub fn reviews_of_drafts(conn: &mut DbConn, draft_ids: &[String]) -> Result<Vec<ReviewRow>> {
+pub fn reviews_of_drafts(conn: &mut DbConn, draft_ids: &[DraftId]) -> Result<Vec<ReviewRow>> {
+    let ids: Vec<String> = draft_ids.iter().map(DraftId::to_string).collect();
     Ok(reviews::table
         .select(ReviewRow::as_select())
-        .filter(reviews::draft_id.eq_any(draft_ids))
+        .filter(reviews::draft_id.eq_any(ids))
         .order(reviews::id.asc())
         .load(conn)?)
 }

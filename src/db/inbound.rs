@@ -2,6 +2,8 @@
 
 use super::schema::inbound_messages;
 use super::DbConn;
+use crate::domain::ids::{CustomerId, InboundId};
+use crate::domain::inbound::InboundState;
 use crate::error::Result;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -9,15 +11,19 @@ use diesel::prelude::*;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = inbound_messages)]
 pub struct InboundRow {
-    pub id: String,
+    #[diesel(deserialize_as = String)]
+    pub id: InboundId,
+    /// As stored: `x`, `mastodon` or `log` (older rows may name another channel).
     pub channel: String,
     pub external_id: String,
-    pub customer_id: String,
+    #[diesel(deserialize_as = String)]
+    pub customer_id: CustomerId,
     pub author_handle: String,
     pub text: String,
     pub received_at: NaiveDateTime,
     pub due_at: NaiveDateTime,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub state: InboundState,
     pub closed_reason: Option<String>,
     pub created_at: NaiveDateTime,
     /// When it becomes `at_risk` (business time before `due_at`).
@@ -43,19 +49,19 @@ pub fn by_external_id(
         .optional()?)
 }
 
-pub fn by_id(conn: &mut DbConn, id: &str) -> Result<Option<InboundRow>> {
+pub fn by_id(conn: &mut DbConn, id: InboundId) -> Result<Option<InboundRow>> {
     Ok(inbound_messages::table
         .select(InboundRow::as_select())
-        .filter(inbound_messages::id.eq(id))
+        .filter(inbound_messages::id.eq(id.to_string()))
         .first(conn)
         .optional()?)
 }
 
 pub struct NewInbound<'a> {
-    pub id: &'a str,
+    pub id: InboundId,
     pub channel: &'a str,
     pub external_id: &'a str,
-    pub customer_id: &'a str,
+    pub customer_id: CustomerId,
     pub author_handle: &'a str,
     pub text: &'a str,
     pub received_at: NaiveDateTime,
@@ -67,16 +73,16 @@ pub struct NewInbound<'a> {
 pub fn insert(conn: &mut DbConn, m: &NewInbound<'_>) -> Result<()> {
     diesel::insert_into(inbound_messages::table)
         .values((
-            inbound_messages::id.eq(m.id),
+            inbound_messages::id.eq(m.id.to_string()),
             inbound_messages::channel.eq(m.channel),
             inbound_messages::external_id.eq(m.external_id),
-            inbound_messages::customer_id.eq(m.customer_id),
+            inbound_messages::customer_id.eq(m.customer_id.to_string()),
             inbound_messages::author_handle.eq(m.author_handle),
             inbound_messages::text.eq(m.text),
             inbound_messages::received_at.eq(m.received_at),
             inbound_messages::due_at.eq(m.due_at),
             inbound_messages::at_risk_at.eq(m.at_risk_at),
-            inbound_messages::state.eq("open"),
+            inbound_messages::state.eq(InboundState::Open.as_str()),
             inbound_messages::created_at.eq(m.now),
         ))
         .execute(conn)?;
@@ -84,20 +90,29 @@ pub fn insert(conn: &mut DbConn, m: &NewInbound<'_>) -> Result<()> {
 }
 
 /// Messages in `state`, soonest due first, at most `limit`.
-pub fn list_by_state(conn: &mut DbConn, state: &str, limit: i64) -> Result<Vec<InboundRow>> {
+pub fn list_by_state(
+    conn: &mut DbConn,
+    state: InboundState,
+    limit: i64,
+) -> Result<Vec<InboundRow>> {
     Ok(inbound_messages::table
         .select(InboundRow::as_select())
-        .filter(inbound_messages::state.eq(state))
+        .filter(inbound_messages::state.eq(state.as_str()))
         .order((inbound_messages::due_at.asc(), inbound_messages::id.asc()))
         .limit(limit)
         .load(conn)?)
 }
 
 /// Takes the message out of the open queue as `state` (answered or closed) at `at`.
-pub fn settle(conn: &mut DbConn, id: &str, state: &str, at: NaiveDateTime) -> Result<()> {
-    diesel::update(inbound_messages::table.filter(inbound_messages::id.eq(id)))
+pub fn settle(
+    conn: &mut DbConn,
+    id: InboundId,
+    state: InboundState,
+    at: NaiveDateTime,
+) -> Result<()> {
+    diesel::update(inbound_messages::table.filter(inbound_messages::id.eq(id.to_string())))
         .set((
-            inbound_messages::state.eq(state),
+            inbound_messages::state.eq(state.as_str()),
             inbound_messages::settled_at.eq(Some(at)),
         ))
         .execute(conn)?;
@@ -110,7 +125,7 @@ pub fn deadlines_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Resul
     use inbound_messages::dsl as m;
     Ok(m::inbound_messages
         .select(InboundRow::as_select())
-        .filter(m::state.eq("open"))
+        .filter(m::state.eq(InboundState::Open.as_str()))
         .filter(
             m::at_risk_at
                 .le(now)
@@ -125,29 +140,30 @@ pub fn deadlines_due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Resul
 /// Marks the at-risk and breached moments recorded (those given).
 pub fn note_deadline(
     conn: &mut DbConn,
-    id: &str,
+    id: InboundId,
     at_risk: Option<NaiveDateTime>,
     breached: Option<NaiveDateTime>,
 ) -> Result<()> {
     use inbound_messages::dsl as m;
+    let id = id.to_string();
     if let Some(t) = at_risk {
-        diesel::update(m::inbound_messages.filter(m::id.eq(id)))
+        diesel::update(m::inbound_messages.filter(m::id.eq(&id)))
             .set(m::at_risk_noted_at.eq(Some(t)))
             .execute(conn)?;
     }
     if let Some(t) = breached {
-        diesel::update(m::inbound_messages.filter(m::id.eq(id)))
+        diesel::update(m::inbound_messages.filter(m::id.eq(&id)))
             .set(m::breached_noted_at.eq(Some(t)))
             .execute(conn)?;
     }
     Ok(())
 }
 
-/// Every message of these customers, oldest first.
-pub fn of_customers(conn: &mut DbConn, customer_ids: &[String]) -> Result<Vec<InboundRow>> {
+/// Every message of this customer, oldest first.
+pub fn of_customer(conn: &mut DbConn, customer: CustomerId) -> Result<Vec<InboundRow>> {
     Ok(inbound_messages::table
         .select(InboundRow::as_select())
-        .filter(inbound_messages::customer_id.eq_any(customer_ids))
+        .filter(inbound_messages::customer_id.eq(customer.to_string()))
         .order((
             inbound_messages::received_at.asc(),
             inbound_messages::id.asc(),
@@ -156,23 +172,23 @@ pub fn of_customers(conn: &mut DbConn, customer_ids: &[String]) -> Result<Vec<In
 }
 
 /// Moves every message of customer `from` to customer `to` (a merge).
-pub fn move_to_customer(conn: &mut DbConn, from: &str, to: &str) -> Result<usize> {
-    Ok(
-        diesel::update(inbound_messages::table.filter(inbound_messages::customer_id.eq(from)))
-            .set(inbound_messages::customer_id.eq(to))
-            .execute(conn)?,
+pub fn move_to_customer(conn: &mut DbConn, from: CustomerId, to: CustomerId) -> Result<usize> {
+    Ok(diesel::update(
+        inbound_messages::table.filter(inbound_messages::customer_id.eq(from.to_string())),
     )
+    .set(inbound_messages::customer_id.eq(to.to_string()))
+    .execute(conn)?)
 }
 
 /// Closes an open message with a reason, at `at`. Returns whether it was open.
-pub fn close(conn: &mut DbConn, id: &str, reason: &str, at: NaiveDateTime) -> Result<bool> {
+pub fn close(conn: &mut DbConn, id: InboundId, reason: &str, at: NaiveDateTime) -> Result<bool> {
     let n = diesel::update(
         inbound_messages::table
-            .filter(inbound_messages::id.eq(id))
-            .filter(inbound_messages::state.eq("open")),
+            .filter(inbound_messages::id.eq(id.to_string()))
+            .filter(inbound_messages::state.eq(InboundState::Open.as_str())),
     )
     .set((
-        inbound_messages::state.eq("closed"),
+        inbound_messages::state.eq(InboundState::Closed.as_str()),
         inbound_messages::closed_reason.eq(Some(reason)),
         inbound_messages::settled_at.eq(Some(at)),
     ))

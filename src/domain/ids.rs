@@ -39,6 +39,15 @@ macro_rules! uuid_id {
                 Uuid::parse_str(s).map(Self).map_err(|_| InvalidId(s.chars().take(64).collect()))
             }
         }
+
+        /// For reading a stored id (`#[diesel(deserialize_as = String)]`): a row whose id
+        /// does not parse fails to load, never silently.
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(s: String) -> Result<Self, InvalidId> {
+                s.parse()
+            }
+        }
     };
 }
 

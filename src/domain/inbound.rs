@@ -69,6 +69,19 @@ impl InboundState {
     }
 }
 
+impl std::fmt::Display for InboundState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for InboundState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 impl FromStr for InboundState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

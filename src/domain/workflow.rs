@@ -109,6 +109,13 @@ impl fmt::Display for DraftState {
 #[error("unknown draft state {0:?} (states: draft, pending_review, changes_requested, rejected, approved, posted, post_failed, superseded)")]
 pub struct UnknownState(pub String);
 
+impl TryFrom<String> for DraftState {
+    type Error = UnknownState;
+    fn try_from(s: String) -> Result<Self, UnknownState> {
+        s.parse()
+    }
+}
+
 impl FromStr for DraftState {
     type Err = UnknownState;
     fn from_str(s: &str) -> Result<Self, UnknownState> {
@@ -135,6 +142,13 @@ impl Decision {
             Decision::Reject => "reject",
             Decision::RequestChanges => "request_changes",
         }
+    }
+}
+
+impl TryFrom<String> for Decision {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 

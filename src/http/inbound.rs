@@ -114,12 +114,12 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(items))
 }
 
-/// One inbound message.
+/// One inbound message, with its drafts.
 #[utoipa::path(
     tag = "inbound",
     security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "the message's id (UUID)")),
-    responses((status = 200, body = InboundView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, body = crate::app::views::InboundDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 #[get("/inbound/{id}")]
 pub async fn get_one(

@@ -161,7 +161,7 @@ fn kill_9_during_a_burst_loses_nothing_acknowledged(b: Backend) {
         let entries = countersign::db::audit::query(
             &mut conn,
             &countersign::db::audit::AuditFilter {
-                subject: Some(m.id.clone()),
+                subject: Some(m.id.to_string()),
                 action: Some("inbound.received".into()),
                 limit: 10,
                 ..Default::default()

@@ -318,6 +318,19 @@ fn closing_a_message_supersedes_its_drafts(b: Backend) {
         let v = app.get(&format!("/api/v1/drafts/{d}"), Some(&agent)).body;
         assert_eq!(v["state"], "superseded", "{v}");
     }
+    // The message shows its drafts, oldest first.
+    let detail = app
+        .get(&format!("/api/v1/inbound/{id}"), Some(&reviewer))
+        .body;
+    assert_eq!(detail["state"], "closed");
+    let listed: Vec<&str> = detail["drafts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [d1.as_str(), d2.as_str()]);
+    assert_eq!(detail["drafts"][0]["state"], "superseded");
     assert_eq!(app.review(&reviewer, &d2, "approve", 1).status, 409);
     assert_eq!(app.entries_of("draft.superseded").len(), 2);
     assert_eq!(

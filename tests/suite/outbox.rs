@@ -76,7 +76,7 @@ fn approve_one(ctx: &Context) -> String {
         drafts::review(ctx, &mut conn, &reviewer, id, &review)
             .unwrap()
             .state,
-        "approved"
+        countersign::domain::workflow::DraftState::Approved
     );
     d.id
 }
