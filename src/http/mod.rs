@@ -12,6 +12,7 @@ pub mod hours;
 pub mod inbound;
 pub mod limits;
 pub mod middleware;
+pub mod pages;
 pub mod users;
 
 use crate::app::Context;
@@ -215,6 +216,8 @@ pub fn app(
         .route("/metrics", web::get().to(health::metrics))
         .service(users::form)
         .service(users::submit)
+        .service(pages::draft)
+        .service(pages::inbound)
         .default_service(web::to(error::not_found))
         // Outermost last: observe every answer; refuse connections past the cap before
         // anything else; the sign-in guard before the body is read, so an unsigned client

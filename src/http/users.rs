@@ -4,6 +4,7 @@
 
 use super::auth::SignedIn;
 use super::error::ErrorBody;
+use super::pages::page;
 use super::State;
 use crate::app::user_admin::{NewUser, ResetAnswer, UserInfo, UserPatch};
 use crate::app::users::check_new_password;
@@ -226,27 +227,10 @@ pub struct PageQuery {
     pub token: Option<String>,
 }
 
-/// The page a set-password link opens: plain HTML, no script, no referrer sent onwards
-/// (the token is in its address).
-fn page(body: &str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
-        ))
-        .insert_header(("Cache-Control", "no-store"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(format!(
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Set your password — Countersign</title></head>\n<body>\n<main>\n<h1>Set your password</h1>\n{body}</main>\n</body></html>\n"
-        ))
-}
-
 #[get("/set-password")]
 pub async fn form(q: web::Query<PageQuery>) -> HttpResponse {
     let token = q.into_inner().token.unwrap_or_default();
-    page(&format!(
+    page("Set your password", &format!(
         "<form method=\"post\" action=\"/set-password\">\n<input type=\"hidden\" name=\"token\" value=\"{}\">\n<p><label for=\"password\">New password (at least 12 characters)</label><br>\n<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" minlength=\"12\" required></p>\n<p><button type=\"submit\">Set password</button></p>\n</form>\n",
         escape(&token)
     ))
@@ -262,9 +246,12 @@ pub struct PageForm {
 pub async fn submit(state: State, f: web::Form<PageForm>) -> HttpResponse {
     let f = f.into_inner();
     match set_password_with(&state, f.token, f.password).await {
-        Ok(()) => page("<p>Your password is set. You can sign in now.</p>\n"),
+        Ok(()) => page(
+            "Set your password",
+            "<p>Your password is set. You can sign in now.</p>\n",
+        ),
         Err(e) => {
-            let mut answer = page(&format!(
+            let mut answer = page("Set your password", &format!(
                 "<p role=\"alert\">{}</p>\n<p>Go back and try again, or ask an admin for a new link.</p>\n",
                 escape(&e.to_string())
             ));

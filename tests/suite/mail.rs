@@ -113,7 +113,13 @@ fn reviewers_hear_a_draft_waits_and_the_author_hears_the_decision(b: Backend) {
         approved[0].contains("rui approved your reply"),
         "{}",
         approved[0]
-    );
+    ); // The link's path opens a page on the service (no data on it, only where to go).
+    let page = app.get(&format!("/drafts/{draft}"), None);
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains(&format!("/api/v1/drafts/{draft}")));
+    assert!(!page.text.contains(DRAFT_TEXT) && !page.text.contains("Jane"));
+    assert_eq!(app.get("/drafts/not-an-id", None).status, 404);
+    assert_eq!(app.get(&format!("/inbound/{inbound}"), None).status, 200);
 }
 
 fn mail_waits_out_a_mail_server_that_is_down(b: Backend) {
@@ -386,5 +392,10 @@ fn a_waiting_mail_survives_a_restart() {
     let got = server.wait_for(1);
     assert_eq!(got.len(), 1, "sent by the next run's worker");
     assert_eq!(got[0].to, ["rui@example.com"]);
+    // The worker records the mail just after the server took it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while again.entries_of("mail.sent").is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(again.entries_of("mail.sent").len(), 1);
 }
