@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         let action = AuditAction::InboundReceived {
             channel: "x".into(),
             external_id: format!("{}", 1_700_000_000_000_000_000u64 + i as u64),
-            customer_id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            customer_id: countersign::domain::ids::CustomerId::new(),
             author_handle: format!("@customer{i}"),
             text: TEXT.into(),
             received_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),

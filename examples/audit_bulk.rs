@@ -228,7 +228,11 @@ impl Gen {
                 Actor::User(id),
                 Some(self.drafts.fresh()),
                 AuditAction::DraftCreated {
-                    inbound_id: self.inbound.pick(&mut self.rng).to_string(),
+                    inbound_id: self
+                        .inbound
+                        .pick(&mut self.rng)
+                        .parse()
+                        .expect("a generated id"),
                     revision: 1,
                     check: check(&mut self.rng, t.len()),
                     text: t,
@@ -257,7 +261,7 @@ impl Gen {
                     AuditAction::InboundReceived {
                         channel: "x".into(),
                         external_id: format!("{}", 1_800_000_000_000_000_000u64 + seq),
-                        customer_id: uuid(),
+                        customer_id: countersign::domain::ids::CustomerId::new(),
                         author_handle: format!("@customer{}", self.rng.gen_range(0..100_000)),
                         text: text(&mut self.rng, 200),
                         received_at: now.clone(),
@@ -307,7 +311,11 @@ impl Gen {
                     user,
                     Some(self.drafts.fresh()),
                     AuditAction::DraftCreated {
-                        inbound_id: self.inbound.pick(&mut self.rng).to_string(),
+                        inbound_id: self
+                            .inbound
+                            .pick(&mut self.rng)
+                            .parse()
+                            .expect("a generated id"),
                         revision: 1,
                         check: check(&mut self.rng, t.len()),
                         text: t,

@@ -375,7 +375,7 @@ pub fn merge(
             &Actor::User(caller.id),
             Some(&into),
             &AuditAction::CustomerMerged {
-                from: from.to_string(),
+                from,
                 crm_ref: kept,
             },
         )?;

@@ -124,7 +124,7 @@ pub fn create(
             &Actor::User(caller.id),
             Some(&id),
             &AuditAction::DraftCreated {
-                inbound_id: inbound.id.to_string(),
+                inbound_id: inbound.id,
                 revision: 1,
                 text: text.to_string(),
                 text_sha256: text_sha256(text),
@@ -184,7 +184,7 @@ pub fn supersede_others(
             Some(&o.id),
             &AuditAction::DraftSuperseded {
                 reason: because,
-                by: except.map(|d| d.to_string()),
+                by: except,
             },
         )?;
         n += 1;

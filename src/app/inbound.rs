@@ -105,7 +105,7 @@ pub fn receive(
             &AuditAction::InboundReceived {
                 channel: view.channel.clone(),
                 external_id: view.external_id.clone(),
-                customer_id: view.customer_id.clone(),
+                customer_id: view.customer_id,
                 author_handle: view.author_handle.clone(),
                 text: view.text.clone(),
                 received_at: view.received_at.clone(),

@@ -59,15 +59,15 @@ impl Job for SendMail {
     ) -> Result<()> {
         self.forget_secret(conn, attempt, fate)?;
         let t = ctx.clock.now().naive_utc();
-        let job_id = attempt.job_id.to_string();
+        let job_id = attempt.job_id;
         let action = match (fate, outcome) {
             (Fate::Done, _) => AuditAction::MailSent {
-                job_id: job_id.clone(),
+                job_id,
                 to: self.to.clone(),
                 subject: self.letter.subject.clone(),
             },
             (Fate::Failed, o) => AuditAction::MailFailed {
-                job_id: job_id.clone(),
+                job_id,
                 to: self.to.clone(),
                 error: o.error().unwrap_or("given up").to_string(),
             },

@@ -5,6 +5,7 @@ use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::inbound::InboundRow;
 use crate::db::jobs::JobRow;
 use crate::domain::hours::Deadline;
+use crate::domain::ids::{CustomerId, DraftId, InboundId, ReviewId, UserId};
 use crate::domain::inbound::InboundState;
 use crate::domain::jobs::JobState;
 use crate::domain::roles::Role;
@@ -32,10 +33,10 @@ pub struct UserView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InboundView {
-    pub id: String,
+    pub id: InboundId,
     pub channel: String,
     pub external_id: String,
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     pub author_handle: String,
     pub text: String,
     pub received_at: String,
@@ -54,10 +55,10 @@ impl InboundView {
         let deadline = Deadline::at(at.and_utc(), r.at_risk_at.and_utc(), r.due_at.and_utc());
         InboundView {
             deadline,
-            id: r.id.to_string(),
+            id: r.id,
             channel: r.channel,
             external_id: r.external_id,
-            customer_id: r.customer_id.to_string(),
+            customer_id: r.customer_id,
             author_handle: r.author_handle,
             text: r.text,
             received_at: rfc3339(r.received_at),
@@ -196,16 +197,16 @@ impl HistoryItem {
 pub struct RevisionView {
     pub revision: i32,
     pub text: String,
-    pub author_id: String,
+    pub author_id: UserId,
     pub created_at: String,
     pub check: CheckReport,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReviewView {
-    pub id: String,
+    pub id: ReviewId,
     pub revision: i32,
-    pub reviewer_id: String,
+    pub reviewer_id: UserId,
     pub decision: Decision,
     pub comment: String,
     pub created_at: String,
@@ -214,9 +215,9 @@ pub struct ReviewView {
 impl From<ReviewRow> for ReviewView {
     fn from(r: ReviewRow) -> Self {
         ReviewView {
-            id: r.id.to_string(),
+            id: r.id,
             revision: r.revision,
-            reviewer_id: r.reviewer_id.to_string(),
+            reviewer_id: r.reviewer_id,
             decision: r.decision,
             comment: r.comment,
             created_at: rfc3339(r.created_at),
@@ -238,9 +239,9 @@ pub struct PostingView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DraftView {
-    pub id: String,
-    pub inbound_id: String,
-    pub author_id: String,
+    pub id: DraftId,
+    pub inbound_id: InboundId,
+    pub author_id: UserId,
     pub state: DraftState,
     pub revision: i32,
     pub text: String,
@@ -269,7 +270,7 @@ impl DraftView {
                     revision: r.revision,
                     check: parse_report(&r.check_report)?,
                     text: r.text,
-                    author_id: r.author_id.to_string(),
+                    author_id: r.author_id,
                     created_at: rfc3339(r.created_at),
                 })
             })
@@ -291,9 +292,9 @@ impl DraftView {
             });
         Ok(DraftView {
             check: parse_report(&d.check_report)?,
-            id: d.id.to_string(),
-            inbound_id: d.inbound_id.to_string(),
-            author_id: d.author_id.to_string(),
+            id: d.id,
+            inbound_id: d.inbound_id,
+            author_id: d.author_id,
             state: d.state,
             revision: d.revision,
             text: d.text,
@@ -310,9 +311,9 @@ impl DraftView {
 /// A draft in a list: without its history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DraftSummary {
-    pub id: String,
-    pub inbound_id: String,
-    pub author_id: String,
+    pub id: DraftId,
+    pub inbound_id: InboundId,
+    pub author_id: UserId,
     pub state: DraftState,
     pub revision: i32,
     pub text: String,
@@ -325,9 +326,9 @@ impl DraftSummary {
     pub fn build(d: DraftRow) -> Result<Self> {
         let verdict = parse_report(&d.check_report)?.verdict;
         Ok(DraftSummary {
-            id: d.id.to_string(),
-            inbound_id: d.inbound_id.to_string(),
-            author_id: d.author_id.to_string(),
+            id: d.id,
+            inbound_id: d.inbound_id,
+            author_id: d.author_id,
             state: d.state,
             revision: d.revision,
             text: d.text,

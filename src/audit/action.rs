@@ -4,6 +4,7 @@
 //! the two together). Names and subjects: spec/api.md "Audit log" and spec/audit.md
 //! "Subjects and the text hash".
 
+use crate::domain::ids::{CustomerId, DraftId, InboundId, JobId};
 use crate::domain::roles::Role;
 use crate::domain::workflow::DraftState;
 use crate::policy::CheckReport;
@@ -194,13 +195,13 @@ pub enum AuditAction {
     /// `from` was merged into the subject (the survivor): its handles and history moved,
     /// and the survivor's CRM reference is now `crm_ref`.
     CustomerMerged {
-        from: String,
+        from: CustomerId,
         crm_ref: Option<String>,
     },
     InboundReceived {
         channel: String,
         external_id: String,
-        customer_id: String,
+        customer_id: CustomerId,
         author_handle: String,
         text: String,
         /// RFC 3339.
@@ -223,7 +224,7 @@ pub enum AuditAction {
         reason: String,
     },
     DraftCreated {
-        inbound_id: String,
+        inbound_id: InboundId,
         revision: i32,
         text: String,
         text_sha256: String,
@@ -246,7 +247,7 @@ pub enum AuditAction {
         reason: SupersededBecause,
         /// The approved draft, when that is why.
         #[serde(skip_serializing_if = "Option::is_none")]
-        by: Option<String>,
+        by: Option<DraftId>,
     },
     ReviewApproved {
         revision: i32,
@@ -306,13 +307,13 @@ pub enum AuditAction {
     },
     /// A mail went out (spec/mail.md). Subject: the mail's job.
     MailSent {
-        job_id: String,
+        job_id: JobId,
         to: String,
         subject: String,
     },
     /// A mail was given up. Subject: the mail's job.
     MailFailed {
-        job_id: String,
+        job_id: JobId,
         to: String,
         error: String,
     },

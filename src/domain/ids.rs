@@ -40,6 +40,20 @@ macro_rules! uuid_id {
             }
         }
 
+        /// In the OpenAPI description: a string in UUID format.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                        utoipa::openapi::schema::KnownFormat::Uuid,
+                    )))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         /// For reading a stored id (`#[diesel(deserialize_as = String)]`): a row whose id
         /// does not parse fails to load, never silently.
         impl TryFrom<String> for $name {

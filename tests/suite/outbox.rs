@@ -57,15 +57,8 @@ fn approve_one(ctx: &Context) -> String {
         match countersign::app::inbound::receive(ctx, &mut conn, Some(&agent), &msg).unwrap() {
             Received::Created(v) | Received::AlreadyKnown(v) => v.id,
         };
-    let d = drafts::create(
-        ctx,
-        &mut conn,
-        &agent,
-        inbound.parse().unwrap(),
-        "Thanks, we're on it.",
-    )
-    .unwrap();
-    let id = d.id.parse().unwrap();
+    let d = drafts::create(ctx, &mut conn, &agent, inbound, "Thanks, we're on it.").unwrap();
+    let id = d.id;
     drafts::submit(ctx, &mut conn, &agent, id).unwrap();
     let review = NewReview {
         decision: Decision::Approve,
@@ -78,7 +71,7 @@ fn approve_one(ctx: &Context) -> String {
             .state,
         countersign::domain::workflow::DraftState::Approved
     );
-    d.id
+    d.id.to_string()
 }
 
 fn an_approved_reply_survives_a_stop_before_posting(b: Backend) {
