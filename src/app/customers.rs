@@ -147,6 +147,17 @@ fn view(
     })
 }
 
+/// The record `id` names (not following merges) with the first page of its history: what
+/// the writes and the search answer.
+fn first_page(conn: &mut DbConn, id: CustomerId) -> Result<CustomerView> {
+    let c = load(conn, id)?;
+    let page = Page {
+        after: None,
+        limit: 100,
+    };
+    view(conn, &c, &page, id)
+}
+
 /// A customer with their handles and (a page of) their history. A merged-away id answers
 /// the surviving record, with `merged_into` naming it. Errors: 404 unknown id.
 pub fn get(
@@ -192,16 +203,7 @@ pub fn find(
         (None, Some(r)) => r,
         (Some(h), Some(r)) => h.into_iter().filter(|id| r.contains(id)).collect(),
     };
-    let page = Page {
-        after: None,
-        limit: 100,
-    };
-    ids.into_iter()
-        .map(|id| {
-            let c = load(conn, id)?;
-            view(conn, &c, &page, id)
-        })
-        .collect()
+    ids.into_iter().map(|id| first_page(conn, id)).collect()
 }
 
 fn check_crm_ref(crm_ref: &str) -> Result<()> {
@@ -237,16 +239,7 @@ pub fn set_crm_ref(
                 },
             )?;
         }
-        let c = load(conn, id)?;
-        view(
-            conn,
-            &c,
-            &Page {
-                after: None,
-                limit: 100,
-            },
-            id,
-        )
+        first_page(conn, id)
     })
 }
 
@@ -313,16 +306,7 @@ pub fn link(
                 )?;
             }
         }
-        let c = load(conn, id)?;
-        view(
-            conn,
-            &c,
-            &Page {
-                after: None,
-                limit: 100,
-            },
-            id,
-        )
+        first_page(conn, id)
     })
 }
 
@@ -379,15 +363,6 @@ pub fn merge(
                 crm_ref: kept,
             },
         )?;
-        let c = load(conn, into)?;
-        view(
-            conn,
-            &c,
-            &Page {
-                after: None,
-                limit: 100,
-            },
-            into,
-        )
+        first_page(conn, into)
     })
 }

@@ -11,7 +11,7 @@ use crate::audit::action::SupersededBecause;
 use crate::audit::{text_sha256, ActionName, Actor, AuditAction};
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::{self, write_tx, DbConn};
-use crate::domain::ids::{DraftId, InboundId, ReviewId, UserId};
+use crate::domain::ids::{DraftId, InboundId, ReviewId};
 use crate::domain::inbound::InboundState;
 use crate::domain::roles::Permission;
 use crate::domain::text::check_field;
@@ -157,7 +157,6 @@ fn refuse_if_answer_on_its_way(
 /// Supersedes every draft for the message that is not yet approved (except `except`), with
 /// a `draft.superseded` entry each. Run in the caller's transaction.
 pub fn supersede_others(
-    ctx: &Context,
     conn: &mut DbConn,
     inbound_id: InboundId,
     except: Option<DraftId>,
@@ -165,7 +164,6 @@ pub fn supersede_others(
     actor: &Actor,
     t: chrono::NaiveDateTime,
 ) -> Result<usize> {
-    let _ = ctx;
     let mut n = 0;
     for mut o in db::drafts::for_inbounds(conn, &[inbound_id])? {
         if Some(o.id) == except {
@@ -287,18 +285,12 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
         )?;
         let inbound = db::inbound::by_id(conn, d.inbound_id)?
             .ok_or_else(|| Error::Internal(format!("draft {} names no inbound message", d.id)))?;
-        let writers = writers_of(conn, &d)?;
+        let writers = db::drafts::writers(conn, d.id)?;
         notify::review_needed(ctx, conn, &d, inbound.due_at, report.verdict, &writers, t)?;
         view(conn, d.id)
     });
     ctx.wake_workers();
     submitted
-}
-
-/// Everyone who wrote or revised the draft. Fails closed: a writer whose stored id cannot
-/// be read stops the caller (a four-eyes check must never lose a writer).
-fn writers_of(conn: &mut DbConn, d: &DraftRow) -> Result<Vec<UserId>> {
-    db::drafts::writers(conn, d.id)
 }
 
 /// A reviewer's decision on the revision they read.
@@ -325,7 +317,7 @@ pub fn review(
     check_field("comment", &r.comment, MAX_TEXT_CHARS, false).map_err(Error::BadRequest)?;
     let result = write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
-        let writers = writers_of(conn, &d)?;
+        let writers = db::drafts::writers(conn, d.id)?;
         if !may_review(caller.id, &writers) {
             return Err(Error::Forbidden(
                 "four eyes: nobody reviews a draft they wrote or revised".into(),
@@ -437,7 +429,6 @@ pub fn review(
         if state == DraftState::Approved {
             // One answer per message: the others will never go out.
             supersede_others(
-                ctx,
                 conn,
                 d.inbound_id,
                 Some(d.id),

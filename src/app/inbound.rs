@@ -238,7 +238,6 @@ pub fn close(
             },
         )?;
         super::drafts::supersede_others(
-            ctx,
             conn,
             id,
             None,

@@ -99,17 +99,16 @@ fn signed() -> &'static str {
     "\n\n-- \nCountersign. You get this mail because of your role; it holds no customer data."
 }
 
-fn author(d: &DraftRow) -> Result<UserId> {
-    Ok(d.author_id)
-}
-
-/// Ids of the reviewers who approved the draft's current revision.
-fn approvers(conn: &mut DbConn, d: &DraftRow) -> Result<Vec<UserId>> {
-    Ok(db::drafts::reviews_of(conn, d.id)?
+/// The draft's author and the reviewers who approved its current revision, where mail
+/// can reach them (who hears that an approved reply did not go out).
+fn author_and_approvers(conn: &mut DbConn, d: &DraftRow) -> Result<Vec<Recipient>> {
+    let mut ids: Vec<UserId> = db::drafts::reviews_of(conn, d.id)?
         .into_iter()
         .filter(|r| r.revision == d.revision && r.decision == Decision::Approve)
         .map(|r| r.reviewer_id)
-        .collect())
+        .collect();
+    ids.push(d.author_id);
+    users(conn, &ids)
 }
 
 /// A draft waits for review: every reviewer with an address except its writers.
@@ -158,7 +157,7 @@ pub fn decision(
         text: format!("{reviewer} {what}.\n\nOpen it: {url}{}", signed()),
         links: vec![url],
     };
-    let to = users(conn, &[author(d)?])?;
+    let to = users(conn, &[d.author_id])?;
     send_each(ctx, conn, to, &letter, t)
 }
 
@@ -180,9 +179,7 @@ pub fn post_failed(
         ),
         links: vec![url],
     };
-    let mut ids = approvers(conn, d)?;
-    ids.push(author(d)?);
-    let to = users(conn, &ids)?;
+    let to = author_and_approvers(conn, d)?;
     send_each(ctx, conn, to, &letter, t)
 }
 
@@ -203,9 +200,7 @@ pub fn not_posted(
         ),
         links: vec![url],
     };
-    let mut ids = approvers(conn, d)?;
-    ids.push(author(d)?);
-    let to = users(conn, &ids)?;
+    let to = author_and_approvers(conn, d)?;
     send_each(ctx, conn, to, &letter, t)
 }
 

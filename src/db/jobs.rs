@@ -304,14 +304,6 @@ pub fn pending_count(conn: &mut DbConn, kind: &str) -> Result<i64> {
         .get_result(conn)?)
 }
 
-/// The earliest time a pending job is due (so the worker knows how long it may sleep).
-pub fn next_due(conn: &mut DbConn) -> Result<Option<NaiveDateTime>> {
-    Ok(jobs::table
-        .filter(jobs::state.eq(JobState::Pending.as_str()))
-        .select(diesel::dsl::min(jobs::next_attempt_at))
-        .get_result(conn)?)
-}
-
 /// Replaces a job's payload (to drop a secret it no longer needs).
 pub fn set_payload(conn: &mut DbConn, id: JobId, payload: &str) -> Result<()> {
     diesel::update(jobs::table.filter(jobs::id.eq(id.to_string())))
