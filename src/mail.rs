@@ -108,7 +108,7 @@ pub struct BuildError(String);
 
 /// Builds the message of job `job_id` from `from` to `to` (one address).
 pub fn build(
-    job_id: &str,
+    job_id: impl std::fmt::Display,
     from: &str,
     to: &str,
     to_name: Option<&str>,

@@ -1,5 +1,6 @@
 //! Builds the running service: database (migrated), policies, HTTP server and workers.
 
+use crate::app::clock::Clock;
 use crate::app::{Context, PolicyStore};
 use crate::channels::log::LogChannel;
 use crate::config::Settings;
@@ -40,10 +41,11 @@ impl Application {
                 list.join("\n")
             )));
         }
+        let clock = Clock::system();
         let log = {
             let mut conn = db.conn()?;
             let log = crate::app::checkpoints::LogSigner::open(&mut conn, &settings)?;
-            crate::app::policies::record_if_new(&mut conn, &policies.current())?;
+            crate::app::policies::record_if_new(&mut conn, &clock, &policies.current())?;
             // A checkpoint at every start, unless the log has not grown since the last.
             let head = crate::db::audit::head_size(&mut conn)?;
             if crate::db::audit::checkpoint_at(&mut conn, head)?.is_none() {
@@ -51,7 +53,6 @@ impl Application {
             }
             log
         };
-        let clock = crate::app::clock::Clock::system();
         let mailer = crate::mail::Mailer::from_url(&settings.smtp_url)
             .map_err(|e| Error::BadRequest(e.to_string()))?;
         let listener = TcpListener::bind(settings.bind)
@@ -132,6 +133,7 @@ impl Application {
         let reloader = tokio::spawn(reload_on_sighup(
             self.ctx.policies.clone(),
             self.ctx.db.clone(),
+            self.ctx.clock.clone(),
             hup,
         ));
         // Ready means answering: actix starts its workers after this point, and until they run
@@ -210,7 +212,7 @@ async fn stop_gracefully_on_signal(
 }
 
 /// Removes expired sessions and old failed sign-ins once an hour.
-async fn prune_hourly(db: crate::db::Db, clock: crate::app::clock::Clock) {
+async fn prune_hourly(db: crate::db::Db, clock: Clock) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         every.tick().await;
@@ -226,13 +228,14 @@ async fn prune_hourly(db: crate::db::Db, clock: crate::app::clock::Clock) {
 
 /// SIGHUP reloads the policies, like `POST /policies/reload`; a broken set is logged and the
 /// set in force stays.
-async fn reload_on_sighup(policies: PolicyStore, db: Db, mut hup: Signal) {
+async fn reload_on_sighup(policies: PolicyStore, db: Db, clock: Clock, mut hup: Signal) {
     while hup.recv().await.is_some() {
-        let (store, db) = (policies.clone(), db.clone());
+        let (store, db, clock) = (policies.clone(), db.clone(), clock.clone());
         let reload = move || {
             store.reload(|set| {
                 crate::app::policies::record_activation(
                     &mut *db.conn()?,
+                    &clock,
                     &crate::audit::Actor::System,
                     set,
                 )

@@ -7,7 +7,7 @@
 use super::audit::{StateMismatch, Verification};
 use crate::audit::{ActionName, EntryBody};
 use crate::db::{self, DbConn};
-use crate::domain::roles::{format_role_list, parse_role_list, Role};
+use crate::domain::roles::RoleSet;
 use crate::domain::workflow::DraftState;
 use crate::error::Result;
 use std::collections::{BTreeMap, HashMap};
@@ -84,7 +84,7 @@ impl Replayed {
         use ActionName as A;
         match action {
             A::UserCreated => {
-                let roles: Vec<Role> = e
+                let roles: RoleSet = e
                     .data
                     .get("roles")
                     .and_then(|r| serde_json::from_value(r.clone()).ok())
@@ -98,7 +98,7 @@ impl Replayed {
                             .get("email")
                             .and_then(|v| v.as_str())
                             .map(str::to_string),
-                        roles: format_role_list(&roles),
+                        roles: roles.to_string(),
                         disabled: false,
                     },
                 );
@@ -109,8 +109,8 @@ impl Replayed {
                         u.username = name.to_string();
                     }
                     if let Some(roles) = e.data.get("roles") {
-                        match serde_json::from_value::<Vec<Role>>(roles.clone()) {
-                            Ok(r) => u.roles = format_role_list(&r),
+                        match serde_json::from_value::<RoleSet>(roles.clone()) {
+                            Ok(r) => u.roles = r.to_string(),
                             Err(_) => self
                                 .faults
                                 .push((e.seq, "user.updated: unreadable roles".into())),
@@ -345,7 +345,7 @@ pub fn mismatches(conn: &mut DbConn) -> Result<Vec<StateMismatch>> {
             r.add("users", id, "no user.created entry explains this user");
             continue;
         };
-        let roles = format_role_list(&parse_role_list(&roles));
+        // Compared as stored: a list that is not sorted, repeats or names no role differs.
         if username != u.username {
             r.add("users", &id, differ("username", &username, &u.username));
         }

@@ -126,8 +126,8 @@ pub fn evidence(
     let cp = log.checkpoint_head(conn)?;
     let size = cp.tree_size;
     let mut chosen: BTreeMap<i64, String> = BTreeMap::new();
-    for subject in [draft.id.to_string(), draft.inbound_id.to_string()] {
-        chosen.extend(db::audit::bodies_about(conn, &subject, size)?);
+    for subject in [&draft.id as &dyn std::fmt::Display, &draft.inbound_id] {
+        chosen.extend(db::audit::bodies_about(conn, subject, size)?);
     }
     let parsed: Vec<EntryBody> = chosen
         .values()
@@ -157,7 +157,7 @@ pub fn evidence(
     let who = [ActionName::UserCreated, ActionName::UserUpdated];
     for actor in actors {
         more.extend(db::audit::bodies_about_with_actions(
-            conn, actor, &who, size,
+            conn, &actor, &who, size,
         )?);
     }
     chosen.extend(more);

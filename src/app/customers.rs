@@ -67,7 +67,7 @@ fn history(conn: &mut DbConn, id: CustomerId) -> Result<Vec<HistoryItem>> {
         items.push(HistoryItem {
             kind: HistoryKind::Inbound,
             at: rfc3339(m.received_at),
-            id: m.id.to_string(),
+            id: m.id.0,
             channel: Some(m.channel),
             text: Some(m.text),
             state: Some(m.state.as_str().into()),
@@ -78,9 +78,9 @@ fn history(conn: &mut DbConn, id: CustomerId) -> Result<Vec<HistoryItem>> {
         if let Some(posted_at) = d.posted_at {
             items.push(HistoryItem {
                 kind: HistoryKind::Post,
-                id: d.id.to_string(),
+                id: d.id.0,
                 at: rfc3339(posted_at),
-                inbound_id: Some(d.inbound_id.to_string()),
+                inbound_id: Some(d.inbound_id),
                 revision: Some(d.revision),
                 post_id: d.post_id.clone(),
                 ..Default::default()
@@ -89,8 +89,8 @@ fn history(conn: &mut DbConn, id: CustomerId) -> Result<Vec<HistoryItem>> {
         items.push(HistoryItem {
             kind: HistoryKind::Draft,
             at: rfc3339(d.created_at),
-            id: d.id.to_string(),
-            inbound_id: Some(d.inbound_id.to_string()),
+            id: d.id.0,
+            inbound_id: Some(d.inbound_id),
             state: Some(d.state.as_str().into()),
             revision: Some(d.revision),
             ..Default::default()
@@ -100,8 +100,8 @@ fn history(conn: &mut DbConn, id: CustomerId) -> Result<Vec<HistoryItem>> {
         items.push(HistoryItem {
             kind: HistoryKind::Review,
             at: rfc3339(r.created_at),
-            id: r.id.to_string(),
-            draft_id: Some(r.draft_id.to_string()),
+            id: r.id.0,
+            draft_id: Some(r.draft_id),
             revision: Some(r.revision),
             decision: Some(r.decision.as_str().into()),
             ..Default::default()
@@ -137,13 +137,13 @@ fn view(
         .flatten();
     let handles = db::customers::handles_of(conn, c.id)?;
     Ok(CustomerView {
-        id: c.id.to_string(),
+        id: c.id,
         crm_ref: c.crm_ref.clone(),
         created_at: rfc3339(c.created_at),
         handles: handles.into_iter().map(HandleView::from).collect(),
         history: items,
         next,
-        merged_into: (asked != c.id).then(|| c.id.to_string()),
+        merged_into: (asked != c.id).then_some(c.id),
     })
 }
 

@@ -29,7 +29,7 @@ fn validate_text(text: &str) -> Result<()> {
 /// asked to approve, as the log holds it.
 pub fn submitted_text_sha256(conn: &mut DbConn, draft_id: DraftId) -> Result<Option<String>> {
     Ok(
-        db::audit::last_about(conn, &draft_id.to_string(), ActionName::DraftSubmitted)?
+        db::audit::last_about(conn, &draft_id, ActionName::DraftSubmitted)?
             .and_then(|b| b.data.get("text_sha256")?.as_str().map(str::to_string)),
     )
 }
@@ -459,7 +459,7 @@ pub fn retry(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> 
     let result = write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
         let state = next_state(&d, DraftEvent::Retry)?;
-        if db::audit::last_about(conn, &d.id.to_string(), ActionName::PostRetried)?.is_some() {
+        if db::audit::last_about(conn, &d.id, ActionName::PostRetried)?.is_some() {
             return Err(Error::Conflict(
                 "this reply was retried once already; write a new draft instead".into(),
             ));

@@ -81,7 +81,7 @@ impl Job for SendMail {
 impl SendMail {
     fn send(&self, ctx: &Context, attempt: &Attempt) -> Outcome<()> {
         let message = match crate::mail::build(
-            &attempt.job_id.to_string(),
+            attempt.job_id,
             &ctx.settings.mail_from,
             &self.to,
             self.to_name.as_deref(),

@@ -108,7 +108,7 @@ impl Context {
 pub struct Caller {
     pub id: crate::domain::ids::UserId,
     pub username: String,
-    pub roles: Vec<crate::domain::roles::Role>,
+    pub roles: crate::domain::roles::RoleSet,
 }
 
 impl Caller {

@@ -42,7 +42,7 @@ fn reachable(conn: &mut DbConn) -> Result<Vec<(UserId, Vec<Role>, Recipient)>> {
     let mut out = Vec::new();
     for u in db::users::with_email(conn)? {
         if let Some(r) = Recipient::of(&u) {
-            out.push((u.user_id()?, u.role_list(), r));
+            out.push((u.id, u.roles.to_vec(), r));
         }
     }
     Ok(out)

@@ -2,7 +2,7 @@
 //! versions"): each file's name, SHA-256 and text, so the rules a reply was checked under
 //! can be read back from the log years later.
 
-use super::now;
+use super::clock::Clock;
 use crate::audit::action::PolicyFileRecord;
 use crate::audit::{ActionName, Actor, AuditAction};
 use crate::db::{self, write_tx, DbConn};
@@ -26,15 +26,20 @@ fn activation(set: &PolicySet) -> AuditAction {
 }
 
 /// Records `policy.activated` for `set` (on every successful reload).
-pub fn record_activation(conn: &mut DbConn, actor: &Actor, set: &PolicySet) -> Result<()> {
+pub fn record_activation(
+    conn: &mut DbConn,
+    clock: &Clock,
+    actor: &Actor,
+    set: &PolicySet,
+) -> Result<()> {
     write_tx(conn, |conn| {
-        db::audit::append(conn, now().naive_utc(), actor, None, &activation(set))?;
+        db::audit::append(conn, clock.now().naive_utc(), actor, None, &activation(set))?;
         Ok(())
     })
 }
 
 /// At start: records `policy.activated` unless the last one recorded is this version.
-pub fn record_if_new(conn: &mut DbConn, set: &PolicySet) -> Result<bool> {
+pub fn record_if_new(conn: &mut DbConn, clock: &Clock, set: &PolicySet) -> Result<bool> {
     write_tx(conn, |conn| {
         let last = db::audit::last_of_action(conn, ActionName::PolicyActivated)?;
         let same = last
@@ -46,7 +51,7 @@ pub fn record_if_new(conn: &mut DbConn, set: &PolicySet) -> Result<bool> {
         }
         db::audit::append(
             conn,
-            now().naive_utc(),
+            clock.now().naive_utc(),
             &Actor::System,
             None,
             &activation(set),

@@ -122,7 +122,6 @@ impl Job for PostReply {
         fate: &Fate,
     ) -> Result<()> {
         let t = ctx.clock.now().naive_utc();
-        let id = self.draft_id.to_string();
         let mut draft = db::drafts::by_id(conn, self.draft_id)?
             .ok_or_else(|| Error::not_found("draft", self.draft_id))?;
         let state = draft.state;
@@ -150,7 +149,7 @@ impl Job for PostReply {
                     conn,
                     t,
                     &Actor::System,
-                    Some(&id),
+                    Some(&self.draft_id),
                     &AuditAction::PostSucceeded {
                         channel,
                         post_id: receipt.post_id.clone(),
@@ -194,7 +193,7 @@ impl Job for PostReply {
                     conn,
                     t,
                     &Actor::System,
-                    Some(&id),
+                    Some(&self.draft_id),
                     &AuditAction::PostRefused {
                         revision: *revision,
                         text_sha256: text_sha256.clone(),
@@ -204,7 +203,7 @@ impl Job for PostReply {
                         check: check.clone(),
                     },
                 )?;
-                tracing::error!(draft_id = %id, reason = %refusal.reason, state = %next, "not posted");
+                tracing::error!(draft_id = %self.draft_id, reason = %refusal.reason, state = %next, "not posted");
                 super::notify::not_posted(ctx, conn, &draft, &refusal.reason, t)?;
                 Ok(())
             }
@@ -224,7 +223,7 @@ impl Job for PostReply {
                     conn,
                     t,
                     &Actor::System,
-                    Some(&id),
+                    Some(&self.draft_id),
                     &AuditAction::PostFailed {
                         channel,
                         error: error.clone(),
@@ -269,7 +268,7 @@ fn prepare(ctx: &Context, conn: &mut DbConn, draft_id: DraftId) -> Result<Prepar
     let inbound = db::inbound::by_id(conn, draft.inbound_id)?
         .ok_or_else(|| Error::Internal(format!("draft {draft_id} names no inbound message")))?;
     let hash = text_sha256(&draft.text);
-    let entries = db::audit::about(conn, &draft_id.to_string())?;
+    let entries = db::audit::about(conn, &draft_id)?;
     if let Err(refusal) = approved_text(&entries, draft.revision, &hash) {
         return Ok(Prepared::Skip(Posting::Refused {
             revision: draft.revision,

@@ -10,7 +10,7 @@ use crate::audit::{Actor, AuditAction};
 use crate::db::users::UserRow;
 use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::UserId;
-use crate::domain::roles::{format_role_list, Permission, Role};
+use crate::domain::roles::{Permission, Role, RoleSet};
 use crate::error::{Error, Result};
 use base64::Engine;
 use chrono::{Duration, NaiveDateTime};
@@ -24,7 +24,7 @@ pub const LINK_VALID: Duration = Duration::hours(24);
 /// A user as admins see them (never the password hash).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserInfo {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub roles: Vec<Role>,
     pub email: Option<String>,
@@ -38,9 +38,9 @@ pub struct UserInfo {
 impl UserInfo {
     fn of(u: &UserRow) -> UserInfo {
         UserInfo {
-            id: u.id.clone(),
+            id: u.id,
             username: u.username.clone(),
-            roles: u.role_list(),
+            roles: u.roles.to_vec(),
             email: u.email.clone(),
             disabled: u.disabled,
             set_password_url: None,
@@ -69,13 +69,7 @@ fn issue_link(
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    db::users::insert_password_token(
-        conn,
-        &token_hash(&token),
-        user.user_id()?,
-        t,
-        t + LINK_VALID,
-    )?;
+    db::users::insert_password_token(conn, &token_hash(&token), user.id, t, t + LINK_VALID)?;
     let url = format!("{}/set-password?token={token}", ctx.settings.public_url);
     if notify::set_password(ctx, conn, user, &url, t)? {
         Ok(None)
@@ -133,7 +127,7 @@ pub struct UserPatch {
 
 /// Whether the user counts as an admin who can act (holds the role, not disabled).
 fn active_admin(u: &UserRow) -> bool {
-    !u.disabled && u.role_list().contains(&Role::Admin)
+    !u.disabled && u.roles.contains(Role::Admin)
 }
 
 /// Changes roles, address or disabled (`user.updated`, with what changed). Disabling ends
@@ -157,11 +151,14 @@ pub fn update(
     }
     write_tx(conn, |conn| {
         let before = load(conn, id)?;
-        let roles = p.roles.clone().unwrap_or_else(|| before.role_list());
+        let roles = p
+            .roles
+            .as_deref()
+            .map_or_else(|| before.roles.clone(), RoleSet::new);
         let email = p.email.clone().unwrap_or_else(|| before.email.clone());
         let disabled = p.disabled.unwrap_or(before.disabled);
         let mut after = before.clone();
-        after.roles = format_role_list(&roles);
+        after.roles = roles.clone();
         after.disabled = disabled;
         if active_admin(&before) && !active_admin(&after) {
             if id == caller.id {
@@ -179,20 +176,13 @@ pub fn update(
                 ));
             }
         }
-        let changed_roles = (format_role_list(&roles) != format_role_list(&before.role_list()))
-            .then(|| roles.clone());
+        let changed_roles = (roles != before.roles).then(|| roles.to_vec());
         let changed_email = (email != before.email).then(|| email.clone());
         let changed_disabled = (disabled != before.disabled).then_some(disabled);
         if changed_roles.is_none() && changed_email.is_none() && changed_disabled.is_none() {
             return Ok(UserInfo::of(&before));
         }
-        db::users::update_profile(
-            conn,
-            id,
-            &format_role_list(&roles),
-            email.as_deref(),
-            disabled,
-        )?;
+        db::users::update_profile(conn, id, &roles, email.as_deref(), disabled)?;
         if disabled {
             db::users::delete_sessions_of(conn, id)?;
         }

@@ -10,7 +10,7 @@ use crate::audit::action::{LockScope, LoginFailure};
 use crate::audit::{Actor, AuditAction};
 use crate::db::{self, write_tx, Db, DbConn};
 use crate::domain::ids::UserId;
-use crate::domain::roles::{format_role_list, Role};
+use crate::domain::roles::{Role, RoleSet};
 use crate::domain::username::{self, Username};
 use crate::error::{Error, Result};
 use base64::Engine;
@@ -102,7 +102,7 @@ pub fn insert_user(
     t: NaiveDateTime,
 ) -> Result<UserId> {
     let id = UserId::new();
-    let roles_stored = format_role_list(roles);
+    let roles_stored = RoleSet::new(roles);
     {
         refuse_clash(conn, username, None)?;
         db::users::insert(
@@ -123,7 +123,7 @@ pub fn insert_user(
             Some(&id),
             &AuditAction::UserCreated {
                 username: username.as_str().to_string(),
-                roles: roles.to_vec(),
+                roles: roles_stored.to_vec(),
                 email: email.map(str::to_string),
             },
         )?;
@@ -162,7 +162,7 @@ pub fn rename_user(conn: &mut DbConn, actor: &Actor, from: &str, to: &str) -> Re
             None => db::users::by_canonical_name(conn, &username::canonical(from))?
                 .ok_or_else(|| Error::NotFound(format!("no user named {from:?}")))?,
         };
-        let id = user.user_id()?;
+        let id = user.id;
         refuse_clash(conn, &new_name, Some(id))?;
         db::users::set_username(conn, id, &new_name)?;
         db::audit::append(
@@ -187,7 +187,7 @@ pub fn rename_user(conn: &mut DbConn, actor: &Actor, from: &str, to: &str) -> Re
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameClash {
     pub username: String,
-    pub id: String,
+    pub id: UserId,
     /// The earlier user it clashes with, or why the name is refused.
     pub with: String,
 }
@@ -209,10 +209,10 @@ pub fn fill_username_keys(conn: &mut DbConn) -> Result<Vec<NameClash>> {
     write_tx(conn, |conn| {
         let mut clashes = Vec::new();
         for user in db::users::without_name_keys(conn)? {
-            let id = user.user_id()?;
+            let id = user.id;
             let clash = |with: String| NameClash {
                 username: user.username.clone(),
-                id: user.id.clone(),
+                id,
                 with,
             };
             let name = match Username::parse(&user.username) {
@@ -395,7 +395,7 @@ fn record_sign_in(
         // checked signs in (and only it may be replaced by its re-hash).
         let verified = match (&user, verified) {
             (Some(u), Verified::Match { rehash }) => {
-                let current = db::users::by_id(conn, u.user_id()?)?;
+                let current = db::users::by_id(conn, u.id)?;
                 if current.is_some_and(|c| c.password_hash == u.password_hash) {
                     Verified::Match { rehash }
                 } else {
@@ -409,7 +409,7 @@ fn record_sign_in(
                 "this account is disabled; ask an admin".into(),
             ))),
             (Some(u), Verified::Match { rehash }) => {
-                let id = u.user_id()?;
+                let id = u.id;
                 if let Some(h) = rehash {
                     db::users::set_password_hash(conn, id, &h)?;
                 }
@@ -430,7 +430,7 @@ fn record_sign_in(
                     user: Caller {
                         id,
                         username: u.username.clone(),
-                        roles: u.role_list(),
+                        roles: u.roles.clone(),
                     },
                     expires_at,
                 }))
@@ -483,12 +483,11 @@ fn record_sign_in(
 pub fn logout(conn: &mut DbConn, clock: &Clock, caller: &Caller, token: &str) -> Result<()> {
     write_tx(conn, |conn| {
         if db::users::delete_session(conn, &token_hash(token))? > 0 {
-            let id = caller.id.to_string();
             db::audit::append(
                 conn,
                 clock.now().naive_utc(),
                 &Actor::User(caller.id),
-                Some(&id),
+                Some(&caller.id),
                 &AuditAction::UserLogout {},
             )?;
         }
@@ -510,9 +509,9 @@ pub fn authenticate(conn: &mut DbConn, clock: &Clock, token: &str) -> Result<Cal
             Error::Unauthorized("the sign-in token is unknown or expired; sign in again".into())
         })?;
     Ok(Caller {
-        id: user.user_id()?,
+        id: user.id,
         username: user.username.clone(),
-        roles: user.role_list(),
+        roles: user.roles,
     })
 }
 

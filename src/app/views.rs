@@ -8,7 +8,6 @@ use crate::domain::hours::Deadline;
 use crate::domain::ids::{CustomerId, DraftId, InboundId, ReviewId, UserId};
 use crate::domain::inbound::InboundState;
 use crate::domain::jobs::JobState;
-use crate::domain::roles::Role;
 use crate::domain::workflow::{Decision, DraftState};
 use crate::error::{Error, Result};
 use crate::policy::CheckReport;
@@ -22,13 +21,6 @@ pub fn rfc3339(t: NaiveDateTime) -> String {
 
 pub fn parse_report(stored: &str) -> Result<CheckReport> {
     serde_json::from_str(stored).map_err(|e| Error::Internal(format!("stored check report: {e}")))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserView {
-    pub id: String,
-    pub username: String,
-    pub roles: Vec<Role>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,7 +90,7 @@ impl From<HandleRow> for HandleView {
 /// A customer record (spec/api.md "Inbound messages and customers").
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CustomerView {
-    pub id: String,
+    pub id: CustomerId,
     /// The customer's reference in an external CRM, when linked.
     pub crm_ref: Option<String>,
     pub created_at: String,
@@ -109,7 +101,7 @@ pub struct CustomerView {
     pub next: Option<String>,
     /// Present when the id asked for was merged away: the survivor, whose record this is.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub merged_into: Option<String>,
+    pub merged_into: Option<CustomerId>,
 }
 
 /// What a history item records.
@@ -142,7 +134,8 @@ impl HistoryKind {
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct HistoryItem {
     pub kind: HistoryKind,
-    pub id: String,
+    /// The id of the item of this kind (for `post`, the draft's).
+    pub id: uuid::Uuid,
     /// RFC 3339.
     pub at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,9 +145,9 @@ pub struct HistoryItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub inbound_id: Option<String>,
+    pub inbound_id: Option<InboundId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub draft_id: Option<String>,
+    pub draft_id: Option<DraftId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,8 +159,8 @@ pub struct HistoryItem {
 impl HistoryItem {
     /// The order of a history: time, then kind, then id. (`at` is fixed-width RFC 3339
     /// UTC, so its text sorts as time.)
-    pub fn sort_key(&self) -> (String, HistoryKind, String) {
-        (self.at.clone(), self.kind, self.id.clone())
+    pub fn sort_key(&self) -> (String, HistoryKind, uuid::Uuid) {
+        (self.at.clone(), self.kind, self.id)
     }
 
     /// The `next` cursor after this item: `AT~KIND~ID`.
@@ -176,7 +169,7 @@ impl HistoryItem {
     }
 
     /// The sort key a cursor names, if it is one.
-    pub fn parse_cursor(cursor: &str) -> Option<(String, HistoryKind, String)> {
+    pub fn parse_cursor(cursor: &str) -> Option<(String, HistoryKind, uuid::Uuid)> {
         let mut parts = cursor.splitn(3, '~');
         let (at, kind, id) = (parts.next()?, parts.next()?, parts.next()?);
         crate::domain::time::ApiTime::parse(at).ok()?;
@@ -188,8 +181,8 @@ impl HistoryItem {
         ]
         .into_iter()
         .find(|k| k.as_str() == kind)?;
-        uuid::Uuid::parse_str(id).ok()?;
-        Some((at.to_string(), kind, id.to_string()))
+        let id = uuid::Uuid::parse_str(id).ok()?;
+        Some((at.to_string(), kind, id))
     }
 }
 

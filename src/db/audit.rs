@@ -384,12 +384,12 @@ pub fn set_retention_years(conn: &mut DbConn, years: i32) -> Result<()> {
 /// The last entry about `subject` with this action, parsed.
 pub fn last_about(
     conn: &mut DbConn,
-    subject: &str,
+    subject: &dyn std::fmt::Display,
     action: ActionName,
 ) -> Result<Option<EntryBody>> {
     let body: Option<String> = audit_entries::table
         .select(audit_entries::body)
-        .filter(audit_entries::subject.eq(subject))
+        .filter(audit_entries::subject.eq(subject.to_string()))
         .filter(audit_entries::action.eq(action.as_str()))
         .order(audit_entries::seq.desc())
         .limit(1)
@@ -411,10 +411,14 @@ pub fn last_of_action(conn: &mut DbConn, action: ActionName) -> Result<Option<En
 }
 
 /// `(seq, body)` of every entry about `subject` with `seq <= up_to`, in order.
-pub fn bodies_about(conn: &mut DbConn, subject: &str, up_to: i64) -> Result<Vec<(i64, String)>> {
+pub fn bodies_about(
+    conn: &mut DbConn,
+    subject: &dyn std::fmt::Display,
+    up_to: i64,
+) -> Result<Vec<(i64, String)>> {
     Ok(audit_entries::table
         .select((audit_entries::seq, audit_entries::body))
-        .filter(audit_entries::subject.eq(subject))
+        .filter(audit_entries::subject.eq(subject.to_string()))
         .filter(audit_entries::seq.between(1, up_to))
         .order(audit_entries::seq.asc())
         .load(conn)?)
@@ -423,14 +427,14 @@ pub fn bodies_about(conn: &mut DbConn, subject: &str, up_to: i64) -> Result<Vec<
 /// `(seq, body)` of the entries about `subject` with one of `actions` and `seq <= up_to`.
 pub fn bodies_about_with_actions(
     conn: &mut DbConn,
-    subject: &str,
+    subject: &dyn std::fmt::Display,
     actions: &[ActionName],
     up_to: i64,
 ) -> Result<Vec<(i64, String)>> {
     let names: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
     Ok(audit_entries::table
         .select((audit_entries::seq, audit_entries::body))
-        .filter(audit_entries::subject.eq(subject))
+        .filter(audit_entries::subject.eq(subject.to_string()))
         .filter(audit_entries::action.eq_any(names))
         .filter(audit_entries::seq.between(1, up_to))
         .order(audit_entries::seq.asc())
@@ -452,7 +456,7 @@ pub fn bodies_with_action(
 }
 
 /// Every entry about `subject`, in seq order, parsed.
-pub fn about(conn: &mut DbConn, subject: &str) -> Result<Vec<EntryBody>> {
+pub fn about(conn: &mut DbConn, subject: &dyn std::fmt::Display) -> Result<Vec<EntryBody>> {
     let head = head_size(conn)?;
     bodies_about(conn, subject, head)?
         .iter()

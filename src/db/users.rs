@@ -3,7 +3,7 @@
 use super::schema::{login_failures, password_tokens, sessions, users};
 use super::DbConn;
 use crate::domain::ids::UserId;
-use crate::domain::roles::{parse_role_list, Role};
+use crate::domain::roles::RoleSet;
 use crate::domain::username::Username;
 use crate::error::{Error, Result};
 use chrono::NaiveDateTime;
@@ -12,11 +12,13 @@ use diesel::prelude::*;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
-    pub id: String,
+    #[diesel(deserialize_as = String)]
+    pub id: UserId,
     pub username: String,
     pub password_hash: String,
     pub email: Option<String>,
-    pub roles: String,
+    #[diesel(deserialize_as = String)]
+    pub roles: RoleSet,
     pub created_at: NaiveDateTime,
     /// NULL only for a user created before comparison forms existed whose name clashes.
     pub username_canonical: Option<String>,
@@ -24,24 +26,12 @@ pub struct UserRow {
     pub disabled: bool,
 }
 
-impl UserRow {
-    pub fn user_id(&self) -> Result<UserId> {
-        self.id
-            .parse()
-            .map_err(|e| Error::Internal(format!("stored user id: {e}")))
-    }
-
-    pub fn role_list(&self) -> Vec<Role> {
-        parse_role_list(&self.roles)
-    }
-}
-
 pub struct NewUser<'a> {
     pub id: UserId,
     pub username: &'a Username,
     pub password_hash: &'a str,
     pub email: Option<&'a str>,
-    pub roles: &'a str,
+    pub roles: &'a RoleSet,
     pub created_at: NaiveDateTime,
 }
 
@@ -55,7 +45,7 @@ pub fn insert(conn: &mut DbConn, u: &NewUser<'_>) -> Result<()> {
             users::username_skeleton_cased.eq(u.username.cased_skeleton()),
             users::password_hash.eq(u.password_hash),
             users::email.eq(u.email),
-            users::roles.eq(u.roles),
+            users::roles.eq(u.roles.to_string()),
             users::created_at.eq(u.created_at),
         ))
         .execute(conn)?;
@@ -256,13 +246,13 @@ pub fn all(conn: &mut DbConn) -> Result<Vec<UserRow>> {
 pub fn update_profile(
     conn: &mut DbConn,
     id: UserId,
-    roles: &str,
+    roles: &RoleSet,
     email: Option<&str>,
     disabled: bool,
 ) -> Result<()> {
     diesel::update(users::table.filter(users::id.eq(id.to_string())))
         .set((
-            users::roles.eq(roles),
+            users::roles.eq(roles.to_string()),
             users::email.eq(email),
             users::disabled.eq(disabled),
         ))

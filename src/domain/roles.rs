@@ -64,27 +64,88 @@ impl FromStr for Role {
     }
 }
 
-/// Parses the stored form of a role set (`"agent,reviewer"`); unknown names are dropped,
-/// so a role removed from the code grants nothing.
-pub fn parse_role_list(stored: &str) -> Vec<Role> {
-    let mut roles: Vec<Role> = stored
-        .split(',')
-        .filter_map(|r| r.trim().parse().ok())
-        .collect();
-    roles.sort();
-    roles.dedup();
-    roles
+/// A user's roles: a set, kept sorted and without repeats, stored as `"agent,reviewer"`.
+///
+/// Reading a stored set is strict: a name that is not a role fails the load
+/// ([`UnknownRole`]), so a damaged row is an error and never silently grants less or more.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(from = "Vec<Role>", into = "Vec<Role>")]
+#[schema(value_type = Vec<Role>)]
+pub struct RoleSet(Vec<Role>);
+
+impl RoleSet {
+    pub fn new(roles: &[Role]) -> RoleSet {
+        let mut roles = roles.to_vec();
+        roles.sort();
+        roles.dedup();
+        RoleSet(roles)
+    }
+
+    pub fn as_slice(&self) -> &[Role] {
+        &self.0
+    }
+
+    pub fn contains(&self, role: Role) -> bool {
+        self.0.contains(&role)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
-pub fn format_role_list(roles: &[Role]) -> String {
-    let mut roles = roles.to_vec();
-    roles.sort();
-    roles.dedup();
-    roles
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
+impl From<Vec<Role>> for RoleSet {
+    fn from(roles: Vec<Role>) -> RoleSet {
+        RoleSet::new(&roles)
+    }
+}
+
+impl From<RoleSet> for Vec<Role> {
+    fn from(set: RoleSet) -> Vec<Role> {
+        set.0
+    }
+}
+
+impl std::ops::Deref for RoleSet {
+    type Target = [Role];
+    fn deref(&self) -> &[Role] {
+        &self.0
+    }
+}
+
+/// The stored form: names joined by commas, sorted.
+impl fmt::Display for RoleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(r.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for RoleSet {
+    type Err = UnknownRole;
+    fn from_str(stored: &str) -> Result<RoleSet, UnknownRole> {
+        if stored.is_empty() {
+            return Ok(RoleSet::default());
+        }
+        let roles = stored
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<Role>, _>>()?;
+        Ok(RoleSet::new(&roles))
+    }
+}
+
+/// For reading a stored set (`#[diesel(deserialize_as = String)]`).
+impl TryFrom<String> for RoleSet {
+    type Error = UnknownRole;
+    fn try_from(s: String) -> Result<RoleSet, UnknownRole> {
+        s.parse()
+    }
 }
 
 /// What a signed-in user may be allowed to do.
@@ -159,14 +220,18 @@ mod tests {
     }
 
     #[test]
-    fn role_lists_round_trip_and_ignore_unknown_names() {
+    fn role_sets_round_trip_and_refuse_unknown_names() {
+        let set: RoleSet = "reviewer,agent,agent".parse().unwrap();
+        assert_eq!(set.as_slice(), &[Role::Agent, Role::Reviewer]);
+        assert_eq!(set.to_string(), "agent,reviewer");
         assert_eq!(
-            parse_role_list("reviewer,agent,wizard"),
-            vec![Role::Agent, Role::Reviewer]
+            "reviewer,wizard".parse::<RoleSet>(),
+            Err(UnknownRole("wizard".into()))
         );
         assert_eq!(
-            format_role_list(&[Role::Reviewer, Role::Agent, Role::Agent]),
-            "agent,reviewer"
+            "agent, reviewer".parse::<RoleSet>().map(|_| ()),
+            Err(UnknownRole(" reviewer".into()))
         );
+        assert!("".parse::<RoleSet>().unwrap().is_empty());
     }
 }

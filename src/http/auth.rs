@@ -130,7 +130,7 @@ pub struct LoginRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginUser {
-    pub id: String,
+    pub id: crate::domain::ids::UserId,
     pub username: String,
     pub roles: Vec<Role>,
 }
@@ -183,9 +183,9 @@ pub async fn login(
         token: signin.token,
         expires_at: app::views::rfc3339(signin.expires_at),
         user: LoginUser {
-            id: signin.user.id.to_string(),
+            id: signin.user.id,
             username: signin.user.username,
-            roles: signin.user.roles,
+            roles: signin.user.roles.to_vec(),
         },
     }))
 }

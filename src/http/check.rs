@@ -78,9 +78,12 @@ pub async fn reload(state: State, user: SignedIn) -> Result<HttpResponse, Error>
     user.caller.require(Permission::Administer)?;
     let store = state.ctx.policies.clone();
     let db = state.ctx.db.clone();
+    let clock = state.ctx.clock.clone();
     let actor = crate::audit::Actor::User(user.caller.id);
     let set = web::block(move || {
-        store.reload(|set| crate::app::policies::record_activation(&mut *db.conn()?, &actor, set))
+        store.reload(|set| {
+            crate::app::policies::record_activation(&mut *db.conn()?, &clock, &actor, set)
+        })
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))??;

@@ -12,7 +12,8 @@ const ESCALATED: &str = "Your money back, guaranteed.";
 on_both_backends!(
     unauthenticated_calls_get_401_json,
     each_endpoint_answers_each_role_as_the_spec_says,
-    a_user_without_a_role_may_do_nothing,
+    a_damaged_role_list_refuses_everything_and_verify_names_it,
+    a_writer_whose_stored_id_is_damaged_blocks_approval,
     a_reply_goes_from_inbound_to_posted_once_with_its_audit_trail,
     inbound_is_idempotent_and_linked_to_a_customer_by_handle,
     nobody_approves_a_draft_they_wrote,
@@ -208,22 +209,87 @@ fn each_endpoint_answers_each_role_as_the_spec_says(b: Backend) {
     assert_eq!(app.review(&reviewer, &draft, "approve", 1).status, 200);
 }
 
-fn a_user_without_a_role_may_do_nothing(b: Backend) {
+fn a_damaged_role_list_refuses_everything_and_verify_names_it(b: Backend) {
     let Some(app) = TestApp::spawn(b) else { return };
-    // A role that no longer exists in the code grants nothing: store one directly.
-    let token = app.user("ghost", &[Role::Agent]);
+    // A role name the code does not know (a removed role, a hand edit) must not be read as
+    // "fewer roles": the user's row fails to load, so every request of theirs is refused.
+    let token = app.user("ghost", &[Role::Agent, Role::Admin]);
+    let auditor = app.user("aud", &[Role::Auditor]);
     {
         use diesel::RunQueryDsl;
         let mut conn = app.ctx.db.conn().unwrap();
-        diesel::sql_query("UPDATE users SET roles = 'wizard' WHERE username = 'ghost'")
+        diesel::sql_query("UPDATE users SET roles = 'agent,wizard' WHERE username = 'ghost'")
             .execute(&mut *conn)
             .unwrap();
     }
-    for path in ["/api/v1/inbound", "/api/v1/drafts", "/api/v1/audit"] {
+    let before = app.audit_size();
+    for path in ["/api/v1/inbound", "/api/v1/users", "/api/v1/audit"] {
         let r = app.get(path, Some(&token));
-        assert_eq!(r.status, 403, "{path}: {}", r.text);
-        assert_eq!(r.body["error"], "forbidden");
+        assert_eq!(r.status, 500, "{path}: {}", r.text);
+        assert_eq!(r.body["error"], "internal", "{path}: {}", r.text);
     }
+    let r = app.post(
+        "/api/v1/inbound",
+        Some(&token),
+        &json!({"channel": "x", "external_id": "1", "author": {"handle": "@c"}, "text": "hi"}),
+    );
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert_eq!(
+        app.audit_size(),
+        before,
+        "nothing is recorded for a refused request"
+    );
+    // The replay sees the row the log does not explain.
+    let v = app.get("/api/v1/audit/verify?state=true", Some(&auditor));
+    assert_eq!(v.body["ok"], false, "{}", v.text);
+    let state = v.body["state"].as_array().expect("state mismatches");
+    assert!(
+        state
+            .iter()
+            .any(|m| m["table"] == "users" && m["reason"].as_str().unwrap_or("").contains("roles")),
+        "{}",
+        v.text
+    );
+}
+
+fn a_writer_whose_stored_id_is_damaged_blocks_approval(b: Backend) {
+    let Some(app) = TestApp::spawn_without_workers(b, &[]) else {
+        return;
+    };
+    let agent = app.user("ana", &[Role::Agent]);
+    let reviewer = app.user("rui", &[Role::Reviewer]);
+    let inbound = app.inbound(&agent, "1900000000000000077", "@c77", "Where is my parcel?");
+    let draft = app.draft(&agent, &inbound, "Sorry for the wait, we are checking now.");
+    assert_eq!(
+        app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&agent))
+            .status,
+        200
+    );
+    // A writer the four-eyes rule cannot read must not drop out of the list of writers:
+    // the approval is refused rather than decided without them.
+    {
+        use diesel::RunQueryDsl;
+        let mut conn = app.ctx.db.conn().unwrap();
+        // The foreign key wants a users row under that id.
+        diesel::sql_query(
+            "INSERT INTO users (id, username, password_hash, roles, created_at) \
+             VALUES ('somebody', 'somebody', 'x', 'agent', CURRENT_TIMESTAMP)",
+        )
+        .execute(&mut *conn)
+        .unwrap();
+        diesel::sql_query(format!(
+            "UPDATE draft_revisions SET author_id = 'somebody' WHERE draft_id = '{draft}'"
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+    }
+    let before = app.audit_size();
+    let r = app.review(&reviewer, &draft, "approve", 1);
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert_eq!(r.body["error"], "internal", "{}", r.text);
+    assert_eq!(app.audit_size(), before, "no review is recorded");
+    assert!(app.entries_of("review.approved").is_empty());
+    assert_eq!(app.run_jobs(), 0, "nothing was queued for posting");
 }
 
 fn a_reply_goes_from_inbound_to_posted_once_with_its_audit_trail(b: Backend) {

@@ -261,7 +261,7 @@ fn a_lock_out_is_recorded_once_and_costs_no_hash(b: Backend) {
             .unwrap()
             .id
     };
-    assert_eq!(entries[0]["subject"], ana.as_str());
+    assert_eq!(entries[0]["subject"], ana.to_string());
     let data = &entries[0]["data"];
     assert_eq!(data["scope"], "username", "{data}");
     assert!(data["until"].as_str().is_some_and(|u| u.ends_with('Z')));

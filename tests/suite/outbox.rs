@@ -40,7 +40,7 @@ fn approve_one(ctx: &Context) -> String {
         Caller {
             id,
             username: name.into(),
-            roles: vec![role],
+            roles: vec![role].into(),
         }
     };
     let agent = user("ana", Role::Agent);
