@@ -289,43 +289,15 @@ fn mail_goes_over_starttls_with_credentials_to_a_trusted_server_only() {
         "smtp://mailer:s3cret%21@localhost:{}?tls=required",
         server.addr.port()
     );
-    let policies = crate::cli::repo("policies");
     let run = |name: &str, trust: &str| {
-        let home = dir.path().join(name);
-        std::fs::create_dir_all(&home).unwrap();
-        let envs = [
-            ("COUNTERSIGN_SMTP_URL", url.as_str()),
-            ("SSL_CERT_FILE", trust),
-        ];
-        for args in [
-            &["ana", "--role", "agent"][..],
-            &["rui", "--role", "reviewer", "--email", "rui@example.com"][..],
-        ] {
-            assert!(crate::cli::add_user_with(&home, args, &envs)
-                .status
-                .success());
-        }
-        let serve = crate::cli::Server::start_with(&home, &policies, &envs, "serve.log");
-        let token = serve.login("ana");
-        let (status, m) = serve.post(
-            "/api/v1/inbound",
-            &token,
-            &serde_json::json!({"channel": "x", "external_id": name, "author": {"handle": "@c"}, "text": "hi"}),
-        );
-        assert_eq!(status, 201, "{m}");
-        let (status, d) = serve.post(
-            "/api/v1/drafts",
-            &token,
-            &serde_json::json!({"inbound_id": m["id"], "text": "Hello!"}),
-        );
-        assert_eq!(status, 201, "{d}");
-        let (status, s) = serve.post(
-            &format!("/api/v1/drafts/{}/submit", d["id"].as_str().unwrap()),
-            &token,
-            &serde_json::json!({}),
-        );
-        assert_eq!(status, 200, "{s}");
-        (home, serve)
+        serve_and_submit(
+            dir.path(),
+            name,
+            &[
+                ("COUNTERSIGN_SMTP_URL", url.as_str()),
+                ("SSL_CERT_FILE", trust),
+            ],
+        )
     };
 
     // Trusted: delivered, after STARTTLS and AUTH (the server offers AUTH only over TLS).
@@ -346,24 +318,116 @@ fn mail_goes_over_starttls_with_credentials_to_a_trusted_server_only() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert_eq!(server.received().len(), 1, "nothing more arrived");
     drop(serve);
-    let db = countersign::db::Db::connect(
-        &format!("sqlite://{}", home.join("countersign.db").display()),
-        1,
-    )
-    .unwrap();
-    let jobs = countersign::db::jobs::of_kind(&mut db.conn().unwrap(), "mail").unwrap();
-    assert_eq!(jobs.len(), 1);
+    let job = the_mail_job(&home);
     assert_eq!(
-        jobs[0].state,
+        job.state,
         countersign::domain::jobs::JobState::Pending,
         "kept for a retry"
     );
-    let error = jobs[0].last_error.clone().unwrap_or_default();
+    let error = job.last_error.unwrap_or_default();
     assert!(
         error.contains("certificate") || error.contains("handshake"),
         "{error}"
     );
     assert!(!error.contains("s3cret"), "{error}");
+}
+
+/// Starts `serve` in `root/name` with `envs`, with an agent and a reviewer who has an
+/// address, and submits one draft, which enqueues one "Review needed" mail.
+fn serve_and_submit(
+    root: &std::path::Path,
+    name: &str,
+    envs: &[(&str, &str)],
+) -> (std::path::PathBuf, crate::cli::Server) {
+    let home = root.join(name);
+    std::fs::create_dir_all(&home).unwrap();
+    for args in [
+        &["ana", "--role", "agent"][..],
+        &["rui", "--role", "reviewer", "--email", "rui@example.com"][..],
+    ] {
+        assert!(crate::cli::add_user_with(&home, args, envs)
+            .status
+            .success());
+    }
+    let policies = crate::cli::repo("policies");
+    let serve = crate::cli::Server::start_with(&home, &policies, envs, "serve.log");
+    let token = serve.login("ana");
+    let (status, m) = serve.post(
+        "/api/v1/inbound",
+        &token,
+        &serde_json::json!({"channel": "x", "external_id": name, "author": {"handle": "@c"}, "text": "hi"}),
+    );
+    assert_eq!(status, 201, "{m}");
+    let (status, d) = serve.post(
+        "/api/v1/drafts",
+        &token,
+        &serde_json::json!({"inbound_id": m["id"], "text": "Hello!"}),
+    );
+    assert_eq!(status, 201, "{d}");
+    let (status, s) = serve.post(
+        &format!("/api/v1/drafts/{}/submit", d["id"].as_str().unwrap()),
+        &token,
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{s}");
+    (home, serve)
+}
+
+/// The one mail job of a stopped run in `home`.
+fn the_mail_job(home: &std::path::Path) -> countersign::db::jobs::JobRow {
+    let db = countersign::db::Db::connect(
+        &format!("sqlite://{}", home.join("countersign.db").display()),
+        1,
+    )
+    .unwrap();
+    let mut jobs = countersign::db::jobs::of_kind(&mut db.conn().unwrap(), "mail").unwrap();
+    assert_eq!(jobs.len(), 1);
+    jobs.remove(0)
+}
+
+/// `smtps://`: TLS from the first byte (RFC 8314), the certificate checked against the
+/// trusted CAs; a server whose CA is not trusted gets nothing.
+#[test]
+fn mail_goes_over_implicit_tls_to_a_trusted_server_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = test_certificates(dir.path());
+    let server = SmtpServer::start_implicit_tls(&cert, &key);
+    let url = format!("smtps://localhost:{}", server.addr.port());
+    let run = |name: &str, trust: &str| {
+        serve_and_submit(
+            dir.path(),
+            name,
+            &[
+                ("COUNTERSIGN_SMTP_URL", url.as_str()),
+                ("SSL_CERT_FILE", trust),
+            ],
+        )
+    };
+    let (_home, serve) = run("trusted", &ca);
+    let got = server.wait_for(1);
+    assert_eq!(got.len(), 1, "the mail arrived over TLS");
+    assert_eq!(got[0].to, ["rui@example.com"]);
+    assert!(got[0]
+        .header("Subject")
+        .is_some_and(|s| s.starts_with("Review needed:")));
+    drop(serve);
+
+    let (other, _, _) = test_certificates(&dir.path().join("trusted"));
+    let (home, serve) = run("untrusted", &other);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    drop(serve);
+    assert_eq!(server.received().len(), 1, "nothing more arrived");
+    let job = the_mail_job(&home);
+    assert_eq!(
+        job.state,
+        countersign::domain::jobs::JobState::Pending,
+        "kept for a retry"
+    );
+    let error = job.last_error.unwrap_or_default();
+    assert!(
+        error.contains("certificate") || error.contains("handshake"),
+        "{error}"
+    );
 }
 
 /// A mail enqueued by one run of the service is sent by the next: it waits in the database,

@@ -131,6 +131,44 @@ impl SmtpServer {
         )
     }
 
+    /// A server on 127.0.0.1 that speaks SMTP only inside TLS from the first byte (implicit
+    /// TLS, `smtps://`, RFC 8314), with this certificate and key (PEM files). The TLS is
+    /// OpenSSL's, in front of a plain server on another port.
+    pub fn start_implicit_tls(cert: &str, key: &str) -> SmtpServer {
+        use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+        let inner = Self::start();
+        let mut acceptor =
+            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("an acceptor");
+        acceptor
+            .set_certificate_chain_file(cert)
+            .expect("the certificate");
+        acceptor
+            .set_private_key_file(key, SslFiletype::PEM)
+            .expect("the key");
+        let acceptor = Arc::new(acceptor.build());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port for SMTPS");
+        let addr = listener.local_addr().expect("its address");
+        let to = inner.addr;
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let acceptor = acceptor.clone();
+                std::thread::spawn(move || {
+                    // A client that does not trust the certificate hangs up here.
+                    let Ok(tls) = acceptor.accept(tcp) else {
+                        return;
+                    };
+                    if let Ok(plain) = std::net::TcpStream::connect(to) {
+                        relay(tls, plain);
+                    }
+                });
+            }
+        });
+        SmtpServer {
+            addr,
+            inbox: inner.inbox,
+        }
+    }
+
     fn serve_with(
         listener: TcpListener,
         tls: SslConfig,
@@ -178,6 +216,41 @@ impl SmtpServer {
                 return got;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Copies bytes both ways between a TLS client and the plain server until either side
+/// closes. SMTP is a dialogue, so one thread that polls both with short timeouts will do.
+fn relay(mut tls: openssl::ssl::SslStream<std::net::TcpStream>, mut plain: std::net::TcpStream) {
+    use std::io::{ErrorKind, Read, Write};
+    let tick = Some(Duration::from_millis(5));
+    if tls.get_ref().set_read_timeout(tick).is_err() || plain.set_read_timeout(tick).is_err() {
+        return;
+    }
+    let waiting =
+        |e: &std::io::Error| matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if plain.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e) if waiting(&e) => {}
+            Err(_) => return,
+        }
+        match plain.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if tls.write_all(&buf[..n]).and_then(|()| tls.flush()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if waiting(&e) => {}
+            Err(_) => return,
         }
     }
 }
