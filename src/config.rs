@@ -3,13 +3,15 @@
 //! [`Settings`]; a bad value stops the start with a message naming the setting.
 
 use crate::db::{sqlite_path, Backend};
+pub use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The validated settings every command runs with. Its `Debug` output redacts the
-/// credentials of the database and SMTP URLs and the X token.
+/// credentials of the database and SMTP URLs; tokens and secrets are [`SecretString`]s,
+/// which nothing prints.
 #[derive(Clone)]
 pub struct Settings {
     /// `sqlite://PATH` or `postgres://…`.
@@ -23,11 +25,10 @@ pub struct Settings {
     pub session_hours: u32,
     /// `smtp://host:port` or `file://DIR`.
     pub smtp_url: String,
-    pub x_api_base: String,
-    pub x_access_token: Option<String>,
-    pub x_user_id: Option<String>,
-    /// 0 turns polling off.
-    pub x_poll_seconds: u64,
+    /// The X account, if one is configured (`COUNTERSIGN_X_*`).
+    pub x: XSettings,
+    /// The Mastodon account, if one is configured (`COUNTERSIGN_MASTODON_*`).
+    pub mastodon: Option<MastodonSettings>,
     /// The `log` channel's output file (JSON lines).
     pub post_log: PathBuf,
     /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
@@ -64,6 +65,36 @@ pub struct Settings {
     pub hours: crate::domain::hours::Schedule,
 }
 
+/// The X account (spec/api.md "Running"). Without an access token there is no X channel.
+#[derive(Clone, Debug)]
+pub struct XSettings {
+    /// Without a trailing slash (`https://api.x.com`).
+    pub api_base: String,
+    /// OAuth 2.0 user-context access token. Once the service has refreshed it, the pair
+    /// stored in the database wins over this one.
+    pub access_token: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    pub client_id: Option<String>,
+    /// Absent for a public client (PKCE), whose refresh sends only the client id.
+    pub client_secret: Option<SecretString>,
+    /// The account whose mentions are read; asked of `GET /2/users/me` when not set.
+    pub user_id: Option<String>,
+    /// How often mentions are read; 0 turns polling off.
+    pub poll_seconds: u64,
+    /// The consumer secret of the Account Activity webhook; `None`: no webhook.
+    pub webhook_secret: Option<SecretString>,
+}
+
+/// A Mastodon account (spec/api.md "Running").
+#[derive(Clone, Debug)]
+pub struct MastodonSettings {
+    /// The instance, without a trailing slash (`https://mastodon.social`).
+    pub base_url: String,
+    pub access_token: SecretString,
+    /// How often mentions are read; 0 turns polling off.
+    pub poll_seconds: u64,
+}
+
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
@@ -73,13 +104,8 @@ impl std::fmt::Debug for Settings {
             .field("key_file", &self.key_file)
             .field("session_hours", &self.session_hours)
             .field("smtp_url", &redact_url(&self.smtp_url))
-            .field("x_api_base", &self.x_api_base)
-            .field(
-                "x_access_token",
-                &self.x_access_token.as_ref().map(|_| "[redacted]"),
-            )
-            .field("x_user_id", &self.x_user_id)
-            .field("x_poll_seconds", &self.x_poll_seconds)
+            .field("x", &self.x)
+            .field("mastodon", &self.mastodon)
             .field("post_log", &self.post_log)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("body_timeout", &self.body_timeout)
@@ -190,7 +216,7 @@ pub enum ConfigError {
 }
 
 /// Every setting's name without the `COUNTERSIGN_` prefix, lower case (the TOML key).
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 31] = [
     "database_url",
     "bind",
     "policies",
@@ -199,8 +225,15 @@ const KEYS: [&str; 24] = [
     "smtp_url",
     "x_api_base",
     "x_access_token",
+    "x_refresh_token",
+    "x_client_id",
+    "x_client_secret",
     "x_user_id",
     "x_poll_seconds",
+    "x_webhook_secret",
+    "mastodon_base_url",
+    "mastodon_access_token",
+    "mastodon_poll_seconds",
     "post_log",
     "trusted_proxies",
     "body_timeout_seconds",
@@ -228,8 +261,15 @@ struct FileSettings {
     smtp_url: Option<String>,
     x_api_base: Option<String>,
     x_access_token: Option<String>,
+    x_refresh_token: Option<String>,
+    x_client_id: Option<String>,
+    x_client_secret: Option<String>,
     x_user_id: Option<String>,
     x_poll_seconds: Option<toml::Value>,
+    x_webhook_secret: Option<String>,
+    mastodon_base_url: Option<String>,
+    mastodon_access_token: Option<String>,
+    mastodon_poll_seconds: Option<toml::Value>,
     post_log: Option<String>,
     trusted_proxies: Option<toml::Value>,
     body_timeout_seconds: Option<toml::Value>,
@@ -321,8 +361,18 @@ impl Settings {
                 ("smtp_url", parsed.smtp_url),
                 ("x_api_base", parsed.x_api_base),
                 ("x_access_token", parsed.x_access_token),
+                ("x_refresh_token", parsed.x_refresh_token),
+                ("x_client_id", parsed.x_client_id),
+                ("x_client_secret", parsed.x_client_secret),
                 ("x_user_id", parsed.x_user_id),
                 ("x_poll_seconds", parsed.x_poll_seconds.map(as_text)),
+                ("x_webhook_secret", parsed.x_webhook_secret),
+                ("mastodon_base_url", parsed.mastodon_base_url),
+                ("mastodon_access_token", parsed.mastodon_access_token),
+                (
+                    "mastodon_poll_seconds",
+                    parsed.mastodon_poll_seconds.map(as_text),
+                ),
                 ("post_log", parsed.post_log),
                 ("trusted_proxies", parsed.trusted_proxies.map(as_text)),
                 (
@@ -366,6 +416,7 @@ impl Settings {
             origin: origin.to_string(),
             message,
         };
+        let origin_of = |key: &str| get(key).map_or("default", |(_, o)| o);
 
         let (database_url, origin) =
             get("database_url").unwrap_or(("sqlite://countersign.db", "default"));
@@ -455,17 +506,88 @@ impl Settings {
                 .map(|(v, _)| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let x_access_token = non_empty("x_access_token");
-        let x_user_id = non_empty("x_user_id");
-
-        let (poll, origin) = get("x_poll_seconds").unwrap_or(("60", "default"));
-        let x_poll_seconds: u64 = poll.trim().parse().map_err(|_| {
-            invalid(
-                "COUNTERSIGN_X_POLL_SECONDS",
-                origin,
-                format!("{poll:?} is not a whole number of seconds"),
-            )
-        })?;
+        let secret = |key: &str| non_empty(key).map(SecretString::from);
+        let poll_seconds = |key: &str, name: &'static str| {
+            let (poll, origin) = get(key).unwrap_or(("60", "default"));
+            poll.trim().parse::<u64>().map_err(|_| {
+                invalid(
+                    name,
+                    origin,
+                    format!("{poll:?} is not a whole number of seconds"),
+                )
+            })
+        };
+        let x = XSettings {
+            api_base: x_api_base.trim_end_matches('/').to_string(),
+            access_token: secret("x_access_token"),
+            refresh_token: secret("x_refresh_token"),
+            client_id: non_empty("x_client_id"),
+            client_secret: secret("x_client_secret"),
+            user_id: non_empty("x_user_id"),
+            poll_seconds: poll_seconds("x_poll_seconds", "COUNTERSIGN_X_POLL_SECONDS")?,
+            webhook_secret: secret("x_webhook_secret"),
+        };
+        if let Some(id) = &x.user_id {
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+                return Err(invalid(
+                    "COUNTERSIGN_X_USER_ID",
+                    origin_of("x_user_id"),
+                    format!("{id:?} is not an X user id (digits)"),
+                ));
+            }
+        }
+        if x.refresh_token.is_some() && x.client_id.is_none() {
+            return Err(invalid(
+                "COUNTERSIGN_X_CLIENT_ID",
+                origin_of("x_refresh_token"),
+                "COUNTERSIGN_X_REFRESH_TOKEN needs the app's client id (and its secret, for a confidential client)".into(),
+            ));
+        }
+        if x.refresh_token.is_some() && x.access_token.is_none() {
+            return Err(invalid(
+                "COUNTERSIGN_X_ACCESS_TOKEN",
+                origin_of("x_refresh_token"),
+                "COUNTERSIGN_X_REFRESH_TOKEN is set without the access token it belongs to".into(),
+            ));
+        }
+        let mastodon = match (
+            non_empty("mastodon_base_url"),
+            secret("mastodon_access_token"),
+        ) {
+            (None, None) => None,
+            (Some(base), Some(token)) => {
+                if !(base.starts_with("https://") || base.starts_with("http://")) {
+                    return Err(invalid(
+                        "COUNTERSIGN_MASTODON_BASE_URL",
+                        origin_of("mastodon_base_url"),
+                        format!("{base:?} is not an http(s) URL such as https://mastodon.social"),
+                    ));
+                }
+                Some(MastodonSettings {
+                    base_url: base.trim_end_matches('/').to_string(),
+                    access_token: token,
+                    poll_seconds: poll_seconds(
+                        "mastodon_poll_seconds",
+                        "COUNTERSIGN_MASTODON_POLL_SECONDS",
+                    )?,
+                })
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "COUNTERSIGN_MASTODON_ACCESS_TOKEN",
+                    origin_of("mastodon_base_url"),
+                    "COUNTERSIGN_MASTODON_BASE_URL is set without an access token".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "COUNTERSIGN_MASTODON_BASE_URL",
+                    origin_of("mastodon_access_token"),
+                    "COUNTERSIGN_MASTODON_ACCESS_TOKEN is set without the instance's base URL"
+                        .into(),
+                ))
+            }
+        };
 
         let post_log = PathBuf::from(get("post_log").map(|(v, _)| v).unwrap_or("posted.jsonl"));
 
@@ -637,10 +759,8 @@ impl Settings {
             key_file,
             session_hours,
             smtp_url: smtp_url.to_string(),
-            x_api_base: x_api_base.trim_end_matches('/').to_string(),
-            x_access_token,
-            x_user_id,
-            x_poll_seconds,
+            x,
+            mastodon,
             post_log,
             trusted_proxies,
             body_timeout,
@@ -690,9 +810,10 @@ mod tests {
         assert_eq!(s.key_file, PathBuf::from("countersign.key"));
         assert_eq!(s.session_hours, 12);
         assert_eq!(s.smtp_url, "file://mail");
-        assert_eq!(s.x_api_base, "https://api.x.com");
-        assert_eq!(s.x_access_token, None);
-        assert_eq!(s.x_poll_seconds, 60);
+        assert_eq!(s.x.api_base, "https://api.x.com");
+        assert!(s.x.access_token.is_none());
+        assert_eq!(s.x.poll_seconds, 60);
+        assert!(s.mastodon.is_none());
         assert_eq!(s.post_log, PathBuf::from("posted.jsonl"));
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.body_timeout.as_secs(), 10);
@@ -781,11 +902,19 @@ mod tests {
                     "smtp://mailer:hunter4-smtp@mail.internal:587?tls=required",
                 ),
                 ("COUNTERSIGN_X_ACCESS_TOKEN", "hunter5-token"),
+                ("COUNTERSIGN_X_REFRESH_TOKEN", "hunter7-refresh"),
+                ("COUNTERSIGN_X_CLIENT_ID", "app-id"),
+                ("COUNTERSIGN_X_CLIENT_SECRET", "hunter8-client"),
+                ("COUNTERSIGN_X_WEBHOOK_SECRET", "hunter9-webhook"),
+                ("COUNTERSIGN_MASTODON_BASE_URL", "https://mastodon.example"),
+                ("COUNTERSIGN_MASTODON_ACCESS_TOKEN", "hunter10-mastodon"),
             ]),
         )
         .unwrap();
         let shown = format!("{s:?}");
-        for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+        for secret in [
+            "hunter2", "hunter3", "hunter4", "hunter5", "hunter7", "hunter8", "hunter9", "hunter10",
+        ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(

@@ -63,7 +63,7 @@ proptest! {
     }
 
     #[test]
-    fn the_settings_loader_names_what_it_refuses(text in noisy_text(), value in noisy_text(), key in 0usize..21) {
+    fn the_settings_loader_names_what_it_refuses(text in noisy_text(), value in noisy_text(), key in 0usize..28) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("settings.toml");
         std::fs::write(&file, text.as_bytes()).unwrap();
@@ -82,7 +82,9 @@ proptest! {
             "TRUSTED_PROXIES", "BODY_TIMEOUT_SECONDS", "KEEP_ALIVE_SECONDS",
             "MAX_CONNECTIONS_PER_CLIENT", "LOG_ORIGIN", "CHECKPOINT_EVERY",
             "CHECKPOINT_MINUTES", "RETENTION_YEARS", "CHECKPOINT_MAIL_MINUTES",
-            "AUDITOR_EMAILS",
+            "AUDITOR_EMAILS", "X_REFRESH_TOKEN", "X_CLIENT_ID", "X_CLIENT_SECRET",
+            "X_WEBHOOK_SECRET", "MASTODON_BASE_URL", "MASTODON_ACCESS_TOKEN",
+            "MASTODON_POLL_SECONDS",
         ];
         let var = format!("COUNTERSIGN_{}", names[key]);
         let env = HashMap::from([(var.clone(), value)]);
