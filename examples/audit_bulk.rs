@@ -364,6 +364,7 @@ impl Gen {
                     Actor::System,
                     Some(self.drafts.pick(&mut self.rng).to_string()),
                     AuditAction::PostSucceeded {
+                        url: None,
                         channel: "x".into(),
                         post_id: format!("{}", 1_900_000_000_000_000_000u64 + seq),
                         in_reply_to: format!("{}", 1_800_000_000_000_000_000u64 + seq / 2),

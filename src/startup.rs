@@ -2,7 +2,7 @@
 
 use crate::app::clock::Clock;
 use crate::app::{Context, PolicyStore};
-use crate::channels::log::LogChannel;
+use crate::channels::Channels;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -53,6 +53,7 @@ impl Application {
             }
             log
         };
+        let channels = Channels::from_settings(&settings, &db)?;
         let mailer = crate::mail::Mailer::from_url(&settings.smtp_url)
             .map_err(|e| Error::BadRequest(e.to_string()))?;
         let listener = TcpListener::bind(settings.bind)
@@ -73,7 +74,7 @@ impl Application {
                 hashing: crate::app::passwords::HashingPool::for_this_machine()?,
                 jobs_wakeup: Arc::new(Notify::new()),
                 clock: clock.clone(),
-                channel: Arc::new(LogChannel::new(settings.post_log.clone())),
+                channels: Arc::new(channels),
                 mailer: Arc::new(mailer),
                 log: log.with_clock(clock),
                 settings: Arc::new(settings),

@@ -115,6 +115,7 @@ pub fn create(
             post_error: None,
             created_at: t,
             updated_at: t,
+            post_url: None,
         };
         db::drafts::insert(conn, &draft)?;
         db::drafts::insert_revision(conn, &current_revision(&draft, caller))?;
@@ -436,10 +437,7 @@ pub fn review(
                 &Actor::System,
                 t,
             )?;
-            let job = PostReply {
-                draft_id: id,
-                channel: ctx.channel.name().to_string(),
-            };
+            let job = PostReply::of(conn, &d)?;
             enqueue(ctx, conn, &job, t)?;
         }
         view(conn, d.id)
@@ -477,10 +475,7 @@ pub fn retry(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> 
                 revision: d.revision,
             },
         )?;
-        let job = PostReply {
-            draft_id: id,
-            channel: ctx.channel.name().to_string(),
-        };
+        let job = PostReply::of(conn, &d)?;
         enqueue(ctx, conn, &job, t)?;
         view(conn, d.id)
     });

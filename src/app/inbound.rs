@@ -22,6 +22,9 @@ pub struct NewInbound {
     pub author_external_user_id: Option<String>,
     pub text: String,
     pub received_at: Option<DateTime<Utc>>,
+    /// Who may see the post on its network (Mastodon's `visibility`), which the reply
+    /// keeps; `None` when the network has no such notion or it is public.
+    pub visibility: Option<String>,
 }
 
 /// Whether the message was new.
@@ -91,6 +94,7 @@ pub fn receive(
                 received_at: received_at.naive_utc(),
                 due_at: due.naive_utc(),
                 at_risk_at: at_risk.naive_utc(),
+                visibility: m.visibility.as_deref(),
                 now: t.naive_utc(),
             },
         )?;

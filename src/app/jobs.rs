@@ -40,6 +40,12 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
         None
     }
 
+    /// The channel this job posts on, if it does. A worker that cannot post there (see
+    /// `channels::Channels::unavailable`) leaves the job to one that can.
+    fn channel(&self) -> Option<crate::domain::inbound::Channel> {
+        None
+    }
+
     /// Does the work, outside any transaction. Reads may use the database; every write
     /// belongs in [`Job::record`].
     fn run(&self, ctx: &Context, attempt: &Attempt) -> Outcome<Self::Output>;
@@ -86,12 +92,15 @@ pub enum Outcome<T> {
     Retry(String),
     /// Failed, and would fail the same way again (refused, bad address, bad credentials).
     Failed(String),
+    /// Not tried: the far end asked us to wait until then (a rate limit's reset). The
+    /// attempt is not counted against the job's attempts.
+    Wait(String, NaiveDateTime),
 }
 
 impl<T> Outcome<T> {
     pub fn error(&self) -> Option<&str> {
         match self {
-            Outcome::Retry(e) | Outcome::Failed(e) => Some(e),
+            Outcome::Retry(e) | Outcome::Failed(e) | Outcome::Wait(e, _) => Some(e),
             Outcome::Done(_) | Outcome::Cancelled(_) => None,
         }
     }
@@ -104,6 +113,8 @@ pub enum Fate {
     Cancelled,
     /// Another attempt at this time.
     RetryAt(NaiveDateTime),
+    /// Waiting until this time, the attempt not counted.
+    WaitUntil(NaiveDateTime),
     /// No more attempts: the error was permanent or the attempts ran out.
     Failed,
 }
@@ -115,6 +126,11 @@ impl Fate {
             Outcome::Done(_) => Fate::Done,
             Outcome::Cancelled(_) => Fate::Cancelled,
             Outcome::Failed(_) => Fate::Failed,
+            // Never sooner than the backoff would have waited: a reset time in the past
+            // (clocks differ) must not turn into a busy loop.
+            Outcome::Wait(_, until) => Fate::WaitUntil(
+                (*until).max(now + crate::domain::jobs::jittered_backoff(1, jitter)),
+            ),
             Outcome::Retry(_) if attempt.number >= attempt.max_attempts => Fate::Failed,
             Outcome::Retry(_) => {
                 Fate::RetryAt(now + crate::domain::jobs::jittered_backoff(attempt.number, jitter))
@@ -127,6 +143,7 @@ impl Fate {
             Fate::Done => Finish::Done,
             Fate::Cancelled => Finish::Cancelled,
             Fate::RetryAt(at) => Finish::RetryAt(*at),
+            Fate::WaitUntil(at) => Finish::WaitUntil(*at),
             Fate::Failed => Finish::Failed,
         }
     }
@@ -151,6 +168,7 @@ pub fn enqueue<J: Job>(
             kind: J::KIND,
             unique_key: key.as_deref(),
             payload: &payload,
+            channel: job.channel().map(|c| c.as_str()),
             max_attempts: J::max_attempts(ctx),
             run_at,
         },

@@ -87,8 +87,8 @@ pub struct Context {
     pub jobs_wakeup: Arc<tokio::sync::Notify>,
     /// The one clock of the service (tests move it forward).
     pub clock: clock::Clock,
-    /// Where approved replies go.
-    pub channel: Arc<dyn crate::channels::Channel>,
+    /// Where approved replies go, and where customers' posts are read from.
+    pub channels: Arc<crate::channels::Channels>,
     /// Where mail goes.
     pub mailer: Arc<crate::mail::Mailer>,
     /// Signs the audit log's checkpoints.

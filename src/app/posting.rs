@@ -20,7 +20,8 @@
 use super::jobs::{Attempt, Fate, Job, Outcome};
 use super::Context;
 use crate::audit::{text_sha256, ActionName, Actor, AuditAction, EntryBody};
-use crate::channels::{ChannelError, OutgoingReply, PostReceipt};
+use crate::channels::{ChannelError, Network, OutgoingReply, PostReceipt, Route};
+use crate::db::drafts::DraftRow;
 use crate::db::{self, DbConn};
 use crate::domain::ids::DraftId;
 use crate::domain::inbound::InboundState;
@@ -34,8 +35,28 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PostReply {
     pub draft_id: DraftId,
-    /// The channel it goes out on (`log` until the networks' channels exist).
-    pub channel: String,
+    /// The channel of the inbound message it answers; the worker routes it from there
+    /// (`channels::Channels::route`).
+    pub channel: Network,
+}
+
+impl PostReply {
+    /// The post job of `draft`, on its inbound message's channel.
+    ///
+    /// Errors: 409 when the message's stored channel is not one Countersign posts to (a
+    /// row from before channels were checked).
+    pub fn of(conn: &mut DbConn, draft: &DraftRow) -> Result<PostReply> {
+        let inbound = db::inbound::by_id(conn, draft.inbound_id)?
+            .ok_or_else(|| Error::not_found("inbound message", draft.inbound_id))?;
+        let channel = inbound
+            .channel
+            .parse()
+            .map_err(|e| Error::Conflict(format!("this reply cannot be posted: {e}")))?;
+        Ok(PostReply {
+            draft_id: draft.id,
+            channel,
+        })
+    }
 }
 
 /// What a posting run found.
@@ -71,28 +92,42 @@ impl Job for PostReply {
         Some(format!("post:{}", self.draft_id))
     }
 
+    fn channel(&self) -> Option<Network> {
+        Some(self.channel)
+    }
+
     fn run(&self, ctx: &Context, attempt: &Attempt) -> Outcome<Posting> {
         let prepared = ctx.db.conn().and_then(|mut conn| {
             db::read_snapshot(&mut conn, |conn| prepare(ctx, conn, self.draft_id))
         });
-        let (reply_to, text, revision, hash) = match prepared {
+        let (reply_to, text, revision, hash, visibility) = match prepared {
             Ok(Prepared::Post {
                 in_reply_to,
                 text,
                 revision,
                 text_sha256,
-            }) => (in_reply_to, text, revision, text_sha256),
+                visibility,
+            }) => (in_reply_to, text, revision, text_sha256, visibility),
             Ok(Prepared::Skip(posting)) => return Outcome::Cancelled(posting),
             Err(e) => return Outcome::Retry(format!("cannot read the draft: {e}")),
         };
+        let channel = match ctx.channels.route(self.channel) {
+            Route::Post(channel) => channel,
+            Route::NoAccount(why) => {
+                tracing::error!(draft_id = %self.draft_id, channel = %self.channel, "{why}");
+                return Outcome::Failed(why);
+            }
+        };
         let reply = OutgoingReply {
-            idempotency_key: attempt.job_id.to_string(),
-            draft_id: self.draft_id.to_string(),
+            job_id: attempt.job_id,
+            draft_id: self.draft_id,
             in_reply_to: reply_to.clone(),
             text,
+            visibility,
             is_retry: attempt.is_retry(),
+            since: attempt.created_at.and_utc(),
         };
-        match ctx.channel.post(&reply) {
+        match channel.post(&reply) {
             Ok(receipt) => {
                 tracing::info!(draft_id = %self.draft_id, post_id = %receipt.post_id, "reply posted");
                 Outcome::Done(Posting::Posted {
@@ -105,6 +140,16 @@ impl Job for PostReply {
             Err(ChannelError::Temporary(e)) => {
                 tracing::warn!(draft_id = %self.draft_id, error = %e, "posting failed; will retry");
                 Outcome::Retry(e)
+            }
+            Err(ChannelError::RateLimited { message, until }) => {
+                tracing::warn!(draft_id = %self.draft_id, %until, error = %message, "rate limited; waiting");
+                Outcome::Wait(
+                    format!(
+                        "rate limited until {}: {message}",
+                        super::views::rfc3339(until.naive_utc())
+                    ),
+                    until.naive_utc(),
+                )
             }
             Err(ChannelError::Refused(e)) => {
                 tracing::warn!(draft_id = %self.draft_id, error = %e, "the channel refused the reply");
@@ -125,7 +170,7 @@ impl Job for PostReply {
         let mut draft = db::drafts::by_id(conn, self.draft_id)?
             .ok_or_else(|| Error::not_found("draft", self.draft_id))?;
         let state = draft.state;
-        let channel = self.channel.clone();
+        let channel = self.channel.as_str().to_string();
         match outcome {
             Outcome::Cancelled(Posting::Stale(_)) | Outcome::Done(Posting::Stale(_)) => Ok(()),
             Outcome::Cancelled(Posting::Posted { .. }) => Err(Error::Internal(
@@ -141,6 +186,7 @@ impl Job for PostReply {
                 draft.state = next;
                 draft.updated_at = t;
                 draft.post_id = Some(receipt.post_id.clone());
+                draft.post_url = receipt.url.clone();
                 draft.posted_at = Some(t);
                 draft.post_error = None;
                 db::drafts::update(conn, &draft)?;
@@ -153,6 +199,7 @@ impl Job for PostReply {
                     &AuditAction::PostSucceeded {
                         channel,
                         post_id: receipt.post_id.clone(),
+                        url: receipt.url.clone(),
                         in_reply_to: in_reply_to.clone(),
                         revision: *revision,
                         text_sha256: text_sha256.clone(),
@@ -207,9 +254,9 @@ impl Job for PostReply {
                 super::notify::not_posted(ctx, conn, &draft, &refusal.reason, t)?;
                 Ok(())
             }
-            Outcome::Retry(error) | Outcome::Failed(error) => {
+            Outcome::Retry(error) | Outcome::Failed(error) | Outcome::Wait(error, _) => {
                 let retry_at = match fate {
-                    Fate::RetryAt(at) => Some(*at),
+                    Fate::RetryAt(at) | Fate::WaitUntil(at) => Some(*at),
                     _ => None,
                 };
                 if retry_at.is_none() {
@@ -232,7 +279,7 @@ impl Job for PostReply {
                     },
                 )?;
                 if retry_at.is_none() {
-                    super::notify::post_failed(ctx, conn, &draft, &self.channel, error, t)?;
+                    super::notify::post_failed(ctx, conn, &draft, self.channel.as_str(), error, t)?;
                 }
                 Ok(())
             }
@@ -254,6 +301,7 @@ enum Prepared {
         text: String,
         revision: i32,
         text_sha256: String,
+        visibility: Option<String>,
     },
     Skip(Posting),
 }
@@ -299,6 +347,7 @@ fn prepare(ctx: &Context, conn: &mut DbConn, draft_id: DraftId) -> Result<Prepar
         text: draft.text,
         revision: draft.revision,
         text_sha256: hash,
+        visibility: inbound.visibility,
     })
 }
 

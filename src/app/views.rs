@@ -221,11 +221,14 @@ impl From<ReviewRow> for ReviewView {
 /// The posting result of an approved draft.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PostingView {
-    pub channel: String,
+    /// The inbound message's channel, which the reply goes out on.
+    pub channel: crate::domain::inbound::Channel,
     /// The post job's state: `pending` while attempts remain.
     pub job_state: JobState,
     pub attempts: i32,
     pub post_id: Option<String>,
+    /// The post's address on its network, when it has one.
+    pub post_url: Option<String>,
     pub posted_at: Option<String>,
     pub last_error: Option<String>,
 }
@@ -280,6 +283,7 @@ impl DraftView {
                 job_state: j.state,
                 attempts: j.attempts,
                 post_id: d.post_id.clone(),
+                post_url: d.post_url.clone(),
                 posted_at: d.posted_at.map(rfc3339),
                 last_error: j.last_error,
             });

@@ -270,6 +270,9 @@ pub enum AuditAction {
     PostSucceeded {
         channel: String,
         post_id: String,
+        /// The post's address on its network, when it has one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
         in_reply_to: String,
         revision: i32,
         text_sha256: String,

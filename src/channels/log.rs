@@ -1,18 +1,32 @@
-//! The `log` channel: used when no X account is configured. It appends each reply as one
-//! JSON line, `{"post_id", "draft_id", "in_reply_to", "text", "at"}`, to the file of
+//! The `log` channel: replies to `log` messages, and to every message when no network
+//! account is configured (the quick start). It appends each reply as one JSON line,
+//! `{"post_id", "draft_id", "in_reply_to", "text", "at"}`, to the file of
 //! `COUNTERSIGN_POST_LOG` (spec/api.md "Running"), and syncs it to disk before answering.
+//!
+//! Idempotency: on a retry it first looks for the draft's line in the file and returns that
+//! post. This holds across instances only if they all append to the same file, so the
+//! file's identity (machine, device, inode) is recorded in the database at its first use;
+//! an instance whose file is another one does not post on this channel (its worker leaves
+//! those jobs to an instance that has the file) and says so at start.
 
-use super::{Channel, ChannelError, OutgoingReply, PostReceipt};
+use super::{Channel, ChannelError, Network, OutgoingReply, PostReceipt};
+use crate::db::Db;
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// Where the file's identity is kept in `channel_state`.
+const STATE_KEY: &str = "file";
 
 pub struct LogChannel {
     path: PathBuf,
     /// One writer at a time within this process, so lines never interleave.
     lock: Mutex<()>,
+    /// Whether `path` is the file the database records for this channel.
+    recorded: bool,
 }
 
 /// One line of the post log.
@@ -25,16 +39,111 @@ pub struct LoggedPost {
     pub at: String,
 }
 
+/// What identifies the post log across instances.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct FileIdentity {
+    machine: String,
+    device: u64,
+    inode: u64,
+    /// For messages only: the same file may be reached by other paths.
+    path: String,
+}
+
+impl FileIdentity {
+    fn same_file(&self, other: &FileIdentity) -> bool {
+        (&self.machine, self.device, self.inode) == (&other.machine, other.device, other.inode)
+    }
+}
+
+/// This machine's id (systemd's machine-id, else the host name).
+fn machine_id() -> String {
+    [
+        "/etc/machine-id",
+        "/var/lib/dbus/machine-id",
+        "/proc/sys/kernel/hostname",
+    ]
+    .iter()
+    .find_map(|p| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+    .unwrap_or_else(|| "unknown".into())
+}
+
+/// Creates the file (and its folder) if missing, and reads its identity.
+fn identify(path: &Path) -> std::io::Result<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    file.sync_all()?;
+    let meta = file.metadata()?;
+    let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(FileIdentity {
+        machine: machine_id(),
+        device: meta.dev(),
+        inode: meta.ino(),
+        path: shown.display().to_string(),
+    })
+}
+
 impl LogChannel {
-    pub fn new(path: PathBuf) -> Self {
+    /// Opens the post log at `path`, recording it in the database as the log channel's file
+    /// if none is recorded yet.
+    ///
+    /// Errors: the file cannot be created or read; the database cannot be reached.
+    pub fn open(path: PathBuf, db: &Db) -> Result<LogChannel> {
+        let mine = identify(&path)
+            .map_err(|e| Error::Unavailable(format!("the post log {}: {e}", path.display())))?;
+        let text = serde_json::to_string(&mine)?;
+        let now = chrono::Utc::now().naive_utc();
+        let stored = crate::db::channels::insert_if_absent(
+            &mut *db.conn()?,
+            Network::Log.as_str(),
+            STATE_KEY,
+            &text,
+            now,
+        )?;
+        let recorded: FileIdentity = serde_json::from_str(&stored)
+            .map_err(|e| Error::Internal(format!("the recorded post log identity: {e}")))?;
+        let same = recorded.same_file(&mine);
+        if !same {
+            tracing::error!(
+                post_log = %mine.path,
+                recorded = %recorded.path,
+                recorded_machine = %recorded.machine,
+                "this instance's post log is not the file this database's log channel posts to: \
+                 it will not post replies on the log channel (another instance with that file \
+                 will). Point COUNTERSIGN_POST_LOG at the recorded file, on a disk every \
+                 instance shares, so that a reply is never logged twice"
+            );
+        }
+        Ok(LogChannel {
+            path,
+            lock: Mutex::new(()),
+            recorded: same,
+        })
+    }
+
+    /// A log channel on `path` that is not checked against a database (tools and tests).
+    pub fn unrecorded(path: PathBuf) -> LogChannel {
         LogChannel {
             path,
             lock: Mutex::new(()),
+            recorded: true,
         }
     }
 
+    /// Whether this instance's file is the one the database records.
+    pub fn is_recorded_file(&self) -> bool {
+        self.recorded
+    }
+
     /// The post already logged for this draft, if any (read on retries only).
-    fn find(&self, draft_id: &str) -> Result<Option<LoggedPost>, ChannelError> {
+    fn find(&self, draft_id: &str) -> std::result::Result<Option<LoggedPost>, ChannelError> {
         let file = match std::fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -59,22 +168,31 @@ impl LogChannel {
 }
 
 impl Channel for LogChannel {
-    fn name(&self) -> &'static str {
-        "log"
+    fn network(&self) -> Network {
+        Network::Log
     }
 
-    fn post(&self, reply: &OutgoingReply) -> Result<PostReceipt, ChannelError> {
+    fn post(&self, reply: &OutgoingReply) -> std::result::Result<PostReceipt, ChannelError> {
+        if !self.recorded {
+            // The worker does not lease these jobs; this is the guard behind that.
+            return Err(ChannelError::Temporary(format!(
+                "{} is not the post log this database records",
+                self.path.display()
+            )));
+        }
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let draft_id = reply.draft_id.to_string();
         if reply.is_retry {
-            if let Some(done) = self.find(&reply.draft_id)? {
+            if let Some(done) = self.find(&draft_id)? {
                 return Ok(PostReceipt {
                     post_id: done.post_id,
+                    url: None,
                 });
             }
         }
         let post = LoggedPost {
             post_id: uuid::Uuid::now_v7().to_string(),
-            draft_id: reply.draft_id.clone(),
+            draft_id,
             in_reply_to: reply.in_reply_to.clone(),
             text: reply.text.clone(),
             at: crate::audit::entry::format_at(chrono::Utc::now()),
@@ -93,10 +211,12 @@ impl Channel for LogChannel {
             .append(true)
             .open(&self.path)
             .map_err(io)?;
+        // One write of the whole line: appends from several processes do not interleave.
         file.write_all(line.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
         Ok(PostReceipt {
             post_id: post.post_id,
+            url: None,
         })
     }
 }
@@ -104,14 +224,17 @@ impl Channel for LogChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::{DraftId, JobId};
 
-    fn reply(draft: &str, retry: bool) -> OutgoingReply {
+    fn reply(draft: DraftId, retry: bool) -> OutgoingReply {
         OutgoingReply {
-            idempotency_key: format!("job-{draft}"),
-            draft_id: draft.into(),
+            job_id: JobId::new(),
+            draft_id: draft,
             in_reply_to: "1234".into(),
             text: "Thanks!".into(),
+            visibility: None,
             is_retry: retry,
+            since: chrono::Utc::now(),
         }
     }
 
@@ -119,11 +242,12 @@ mod tests {
     fn a_retry_returns_the_post_already_made() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/posted.jsonl");
-        let ch = LogChannel::new(path.clone());
-        let first = ch.post(&reply("d1", false)).unwrap();
-        let again = ch.post(&reply("d1", true)).unwrap();
+        let ch = LogChannel::unrecorded(path.clone());
+        let (d1, d2) = (DraftId::new(), DraftId::new());
+        let first = ch.post(&reply(d1, false)).unwrap();
+        let again = ch.post(&reply(d1, true)).unwrap();
         assert_eq!(first, again);
-        ch.post(&reply("d2", true)).unwrap();
+        ch.post(&reply(d2, true)).unwrap();
         let lines: Vec<LoggedPost> = std::fs::read_to_string(&path)
             .unwrap()
             .lines()
@@ -131,5 +255,16 @@ mod tests {
             .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].in_reply_to, "1234");
+    }
+
+    #[test]
+    fn a_file_is_known_by_its_inode_not_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = identify(&dir.path().join("a.jsonl")).unwrap();
+        std::fs::hard_link(dir.path().join("a.jsonl"), dir.path().join("b.jsonl")).unwrap();
+        let b = identify(&dir.path().join("b.jsonl")).unwrap();
+        let c = identify(&dir.path().join("c.jsonl")).unwrap();
+        assert!(a.same_file(&b), "two names of one file");
+        assert!(!a.same_file(&c), "two files");
     }
 }

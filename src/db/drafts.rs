@@ -28,6 +28,8 @@ pub struct DraftRow {
     pub post_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The posted reply's address on its network, when it has one.
+    pub post_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -113,6 +115,7 @@ pub fn update(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
             drafts::post_id.eq(&d.post_id),
             drafts::posted_at.eq(d.posted_at),
             drafts::post_error.eq(&d.post_error),
+            drafts::post_url.eq(&d.post_url),
             drafts::updated_at.eq(d.updated_at),
         ))
         .execute(conn)?;

@@ -34,6 +34,9 @@ pub struct InboundRow {
     pub breached_noted_at: Option<NaiveDateTime>,
     /// When it left the open queue (answered or closed); its deadline state stops there.
     pub settled_at: Option<NaiveDateTime>,
+    /// Mastodon: the post's visibility (`public`, `unlisted`, `private`, `direct`), which
+    /// the reply keeps. `None` on other channels.
+    pub visibility: Option<String>,
 }
 
 pub fn by_external_id(
@@ -67,6 +70,7 @@ pub struct NewInbound<'a> {
     pub received_at: NaiveDateTime,
     pub due_at: NaiveDateTime,
     pub at_risk_at: NaiveDateTime,
+    pub visibility: Option<&'a str>,
     pub now: NaiveDateTime,
 }
 
@@ -82,6 +86,7 @@ pub fn insert(conn: &mut DbConn, m: &NewInbound<'_>) -> Result<()> {
             inbound_messages::received_at.eq(m.received_at),
             inbound_messages::due_at.eq(m.due_at),
             inbound_messages::at_risk_at.eq(m.at_risk_at),
+            inbound_messages::visibility.eq(m.visibility),
             inbound_messages::state.eq(InboundState::Open.as_str()),
             inbound_messages::created_at.eq(m.now),
         ))

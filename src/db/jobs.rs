@@ -32,6 +32,8 @@ pub struct JobRow {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The channel a post job posts on (`None` for other kinds).
+    pub channel: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -50,6 +52,7 @@ struct Stored {
     last_error: Option<String>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    channel: Option<String>,
 }
 
 impl TryFrom<Stored> for JobRow {
@@ -74,6 +77,7 @@ impl TryFrom<Stored> for JobRow {
             last_error: s.last_error,
             created_at: s.created_at,
             updated_at: s.updated_at,
+            channel: s.channel,
         })
     }
 }
@@ -84,6 +88,8 @@ pub struct NewJob<'a> {
     pub kind: &'a str,
     pub unique_key: Option<&'a str>,
     pub payload: &'a str,
+    /// The channel the job posts on, if it does: a worker that cannot post there leaves it.
+    pub channel: Option<&'a str>,
     pub max_attempts: i32,
     pub run_at: NaiveDateTime,
 }
@@ -106,6 +112,7 @@ pub fn insert(conn: &mut DbConn, job: &NewJob<'_>, now: NaiveDateTime) -> Result
                     .set((
                         jobs::state.eq(JobState::Pending.as_str()),
                         jobs::payload.eq(job.payload),
+                        jobs::channel.eq(job.channel),
                         jobs::max_attempts.eq(existing.attempts + job.max_attempts),
                         jobs::next_attempt_at.eq(job.run_at),
                         jobs::lease_owner.eq(None::<String>),
@@ -123,6 +130,7 @@ pub fn insert(conn: &mut DbConn, job: &NewJob<'_>, now: NaiveDateTime) -> Result
             jobs::kind.eq(job.kind),
             jobs::unique_key.eq(job.unique_key),
             jobs::payload.eq(job.payload),
+            jobs::channel.eq(job.channel),
             jobs::state.eq(JobState::Pending.as_str()),
             jobs::attempts.eq(0),
             jobs::max_attempts.eq(job.max_attempts.max(1)),
@@ -134,13 +142,15 @@ pub fn insert(conn: &mut DbConn, job: &NewJob<'_>, now: NaiveDateTime) -> Result
     Ok(job.id)
 }
 
-/// Leases the oldest due job of one of `kinds` that no live lease holds, until
-/// `lease_until`, counting the attempt; `None` when there is none (having written nothing).
-/// Safe against other workers and instances: the lease is taken by one conditional update,
-/// and a job another worker took in between is skipped.
+/// Leases the oldest due job of one of `kinds` that no live lease holds and that does not
+/// post on one of `skip_channels`, until `lease_until`, counting the attempt; `None` when
+/// there is none (having written nothing). Safe against other workers and instances: the
+/// lease is taken by one conditional update, and a job another worker took in between is
+/// skipped.
 pub fn claim_next(
     conn: &mut DbConn,
     kinds: &[&str],
+    skip_channels: &[&str],
     owner: &str,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
@@ -156,10 +166,19 @@ pub fn claim_next(
             )
     };
     loop {
-        let candidates: Vec<String> = jobs::table
+        let mut query = jobs::table
             .select(jobs::id)
             .filter(due())
             .filter(jobs::kind.eq_any(kinds))
+            .into_boxed();
+        if !skip_channels.is_empty() {
+            query = query.filter(
+                jobs::channel
+                    .is_null()
+                    .or(jobs::channel.ne_all(skip_channels)),
+            );
+        }
+        let candidates: Vec<String> = query
             .order((jobs::next_attempt_at.asc(), jobs::id.asc()))
             .limit(4)
             .load(conn)?;
@@ -189,6 +208,7 @@ pub fn claim_next(
                         jobs::last_error,
                         jobs::created_at,
                         jobs::updated_at,
+                        jobs::channel,
                     ))
                     .get_result::<Stored>(conn)
                     .optional()?;
@@ -206,6 +226,8 @@ pub enum Finish {
     Done,
     /// Pending again, due at this time.
     RetryAt(NaiveDateTime),
+    /// Pending again, due at this time, and the attempt not counted (it was not tried).
+    WaitUntil(NaiveDateTime),
     Failed,
     Cancelled,
 }
@@ -224,9 +246,10 @@ pub fn finish(
     error: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<()> {
+    let uncount = matches!(how, Finish::WaitUntil(_));
     let (state, next) = match how {
         Finish::Done => (JobState::Done, None),
-        Finish::RetryAt(at) => (JobState::Pending, Some(*at)),
+        Finish::RetryAt(at) | Finish::WaitUntil(at) => (JobState::Pending, Some(*at)),
         Finish::Failed => (JobState::Failed, None),
         Finish::Cancelled => (JobState::Cancelled, None),
     };
@@ -239,6 +262,7 @@ pub fn finish(
         Some(at) => diesel::update(target)
             .set((
                 jobs::next_attempt_at.eq(at),
+                jobs::attempts.eq(if uncount { attempt - 1 } else { attempt }),
                 jobs::lease_owner.eq(None::<String>),
                 jobs::lease_expires_at.eq(None::<NaiveDateTime>),
                 jobs::last_error.eq(error),

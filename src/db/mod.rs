@@ -4,6 +4,7 @@
 //! moves the work to a blocking thread so actix's workers never wait on the database.
 
 pub mod audit;
+pub mod channels;
 pub mod customers;
 pub mod drafts;
 pub mod inbound;

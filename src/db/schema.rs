@@ -81,6 +81,7 @@ diesel::table! {
         at_risk_noted_at -> Nullable<Timestamp>,
         breached_noted_at -> Nullable<Timestamp>,
         settled_at -> Nullable<Timestamp>,
+        visibility -> Nullable<Text>,
     }
 }
 
@@ -99,6 +100,7 @@ diesel::table! {
         post_error -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        post_url -> Nullable<Text>,
     }
 }
 
@@ -140,6 +142,16 @@ diesel::table! {
         lease_expires_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
+        updated_at -> Timestamp,
+        channel -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    channel_state (channel, key) {
+        channel -> Text,
+        key -> Text,
+        value -> Text,
         updated_at -> Timestamp,
     }
 }
@@ -211,6 +223,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     draft_revisions,
     reviews,
     jobs,
+    channel_state,
     audit_head,
     audit_entries,
     audit_checkpoints,

@@ -107,6 +107,8 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::X, Channel::Mastodon, Channel::Log];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::X => "x",

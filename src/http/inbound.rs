@@ -61,6 +61,7 @@ pub async fn create(
         author_external_user_id: b.author.external_user_id,
         text: b.text,
         received_at: b.received_at.map(ApiTime::utc),
+        visibility: None,
     };
     let ctx = state.ctx.clone();
     let received = state

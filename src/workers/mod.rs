@@ -47,13 +47,13 @@ pub fn run_pending_jobs(ctx: &Context) -> usize {
 
 fn run_due(ctx: &Context, owner: &str) -> usize {
     let kinds = kinds();
+    let skip = ctx.channels.unavailable();
     let mut ran = 0;
     loop {
         let t = ctx.clock.now().naive_utc();
-        let leased = ctx
-            .db
-            .conn()
-            .and_then(|mut c| crate::db::jobs::claim_next(&mut c, &kinds, owner, t, t + LEASE));
+        let leased = ctx.db.conn().and_then(|mut c| {
+            crate::db::jobs::claim_next(&mut c, &kinds, &skip, owner, t, t + LEASE)
+        });
         let row = match leased {
             Ok(Some(row)) => row,
             Ok(None) => return ran,

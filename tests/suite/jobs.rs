@@ -6,7 +6,7 @@
 
 use crate::common::{Backend, TestApp};
 use chrono::Duration;
-use countersign::channels::{Channel, ChannelError, OutgoingReply, PostReceipt};
+use countersign::channels::{Channel, ChannelError, Channels, Network, OutgoingReply, PostReceipt};
 use countersign::domain::roles::Role;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,8 +37,8 @@ impl Flaky {
 }
 
 impl Channel for Flaky {
-    fn name(&self) -> &'static str {
-        "log"
+    fn network(&self) -> Network {
+        Network::Log
     }
     fn post(&self, reply: &OutgoingReply) -> Result<PostReceipt, ChannelError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
@@ -51,6 +51,7 @@ impl Channel for Flaky {
         }
         Ok(PostReceipt {
             post_id: format!("p-{}", reply.draft_id),
+            url: None,
         })
     }
 }
@@ -58,7 +59,7 @@ impl Channel for Flaky {
 /// The app with `channel` in place of the log channel, and no background worker.
 fn app_with(b: Backend, extra: &[(&str, &str)], channel: Arc<dyn Channel>) -> Option<TestApp> {
     let mut app = TestApp::spawn_without_workers(b, extra)?;
-    app.ctx.channel = channel;
+    app.ctx.channels = Arc::new(Channels::new(channel, Vec::new()));
     Some(app)
 }
 
@@ -205,7 +206,7 @@ fn when_the_attempts_run_out_the_reply_fails_and_may_be_retried_once(b: Backend)
     // It fails again (the channel is still down for one more call, then recovers)…
     let channel_after = Flaky::new(1, true);
     let mut ctx = app.ctx.clone();
-    ctx.channel = channel_after.clone();
+    ctx.channels = Arc::new(Channels::new(channel_after.clone(), Vec::new()));
     countersign::workers::run_pending_jobs(&ctx);
     assert_eq!(
         draft_of(&app, &desk.agent, &desk.draft)["state"],

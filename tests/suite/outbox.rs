@@ -17,6 +17,7 @@ on_both_backends!(
     a_post_made_before_a_crash_is_not_repeated,
     a_text_changed_behind_the_log_is_never_posted,
     a_text_changed_before_approval_cannot_be_approved,
+    an_instance_with_another_post_log_leaves_log_replies_alone,
 );
 
 /// The service built on `db` but not serving: no worker runs.
@@ -52,6 +53,7 @@ fn approve_one(ctx: &Context) -> String {
         author_external_user_id: None,
         text: "help".into(),
         received_at: None,
+        visibility: None,
     };
     let inbound =
         match countersign::app::inbound::receive(ctx, &mut conn, Some(&agent), &msg).unwrap() {
@@ -109,6 +111,7 @@ fn a_post_made_before_a_crash_is_not_repeated(b: Backend) {
         let row = countersign::db::jobs::claim_next(
             &mut conn,
             &[PostReply::KIND],
+            &[],
             "a worker about to die",
             t,
             t + chrono::Duration::seconds(60),
@@ -263,4 +266,43 @@ fn a_text_changed_before_approval_cannot_be_approved(b: Backend) {
         .body;
     assert_eq!(view["state"], "pending_review");
     assert!(app.posted_lines().is_empty());
+}
+
+/// Two instances on one database, each with its own post-log file: the second instance's
+/// file is not the one the database records, so its worker does not take log-channel
+/// replies at all (were it to, a retry there could not see the first file and would post
+/// the reply a second time). The first instance posts it, once.
+fn an_instance_with_another_post_log_leaves_log_replies_alone(b: Backend) {
+    let Some(db) = TestDb::new(b) else { return };
+    let first = built_without_worker(&db);
+    let other_log = db.dir.path().join("elsewhere/posted.jsonl");
+    let second = Application::build(crate::common::test_settings(
+        &db,
+        &[("COUNTERSIGN_POST_LOG", other_log.to_str().unwrap())],
+    ))
+    .unwrap();
+    let draft = approve_one(first.context());
+    // With no network account, every channel's replies go to the log channel.
+    assert_eq!(
+        second.context().channels.unavailable(),
+        ["x", "mastodon", "log"]
+    );
+    assert_eq!(
+        countersign::workers::run_pending_jobs(second.context()),
+        0,
+        "the instance with another post log leaves the reply"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&other_log).unwrap_or_default(),
+        "",
+        "nothing in the other file"
+    );
+    assert_eq!(countersign::workers::run_pending_jobs(first.context()), 1);
+    let log = std::fs::read_to_string(&first.context().settings.post_log).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.contains(&draft), "{log}");
+    // A restart of the first instance on the same file still posts (its identity holds).
+    drop(first);
+    let again = built_without_worker(&db);
+    assert!(again.context().channels.unavailable().is_empty());
 }
