@@ -11,7 +11,9 @@
 //! Adding a network: a module here implementing [`Channel`] (and [`Ingest`] if it reads
 //! mentions), a variant of [`Network`], and one line in [`Channels::from_settings`].
 
+pub mod http;
 pub mod log;
+pub mod x;
 
 use crate::config::Settings;
 use crate::db::Db;
@@ -139,7 +141,11 @@ impl Channels {
         let log_usable = log.is_recorded_file();
         let mut channels = Channels::new(Arc::new(log), Vec::new());
         channels.log_usable = log_usable;
-        let _ = settings;
+        if let Some(x) = x::XChannel::from_settings(settings, db)? {
+            let x = Arc::new(x);
+            channels.networks.push(x.clone());
+            channels.ingest.push(x);
+        }
         Ok(channels)
     }
 
