@@ -155,6 +155,9 @@ impl Application {
         let deadlines = self
             .workers
             .then(|| tokio::spawn(crate::app::deadlines::run(self.ctx.clone())));
+        let mentions = self
+            .workers
+            .then(|| tokio::spawn(crate::app::ingest::run(self.ctx.clone())));
 
         let result = server.await;
         stop.notify_one();
@@ -163,7 +166,7 @@ impl Application {
         }
         reloader.abort();
         housekeeping.abort();
-        for task in [checkpoints, deadlines].into_iter().flatten() {
+        for task in [checkpoints, deadlines, mentions].into_iter().flatten() {
             task.abort();
         }
         stopper.abort();

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod deadlines;
 pub mod drafts;
 pub mod inbound;
+pub mod ingest;
 pub mod jobs;
 pub mod mail;
 pub mod notify;

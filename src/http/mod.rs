@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod check;
 pub mod customers;
 pub mod drafts;
@@ -64,6 +65,7 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, Error> {
         (name = "drafts", description = "Draft replies and their reviews"),
         (name = "checks", description = "Compliance checks and policies"),
         (name = "audit", description = "The audit log"),
+        (name = "channels", description = "The networks' webhooks (signed by the network, no token)"),
     )
 )]
 struct ApiDoc;
@@ -181,6 +183,8 @@ pub fn app(
                 .service(customers::link)
                 .service(customers::merge)
                 .service(hours::hours)
+                .service(channels::x_crc)
+                .service(channels::x_events)
                 .service(check::check)
                 .service(check::policies)
                 .service(check::reload)

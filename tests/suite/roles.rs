@@ -141,6 +141,14 @@ fn routes() -> Vec<Route> {
             Some(&[U, D]),
         ),
         ("get", "/api/v1/openapi.json", None, None),
+        // Signed by X, not by a token (here no webhook is configured: 404 for everyone).
+        (
+            "get",
+            "/api/v1/channels/x/webhook?crc_token=abc",
+            None,
+            None,
+        ),
+        ("post", "/api/v1/channels/x/webhook", Some(json!({})), None),
         // Last: it ends each role's session.
         ("post", "/api/v1/logout", None, Some(ALL)),
     ]

@@ -3,6 +3,8 @@
 //! over HTTP like any client.
 #![allow(dead_code)]
 
+pub mod fake_http;
+pub mod fake_x;
 pub mod smtp;
 
 use countersign::app::Context;
@@ -341,6 +343,15 @@ impl TestApp {
             .post(self.url(path))
             .header("Content-Type", content_type);
         self.finish(authed(req, token).send(body))
+    }
+
+    /// POSTs `body` with these headers and no token (a network's webhook call).
+    pub fn post_signed(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut req = self.agent.post(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.finish(req.send(body))
     }
 
     pub fn post_empty(&self, path: &str, token: Option<&str>) -> Reply {
