@@ -13,6 +13,7 @@
 
 pub mod http;
 pub mod log;
+pub mod mastodon;
 pub mod x;
 
 use crate::config::Settings;
@@ -145,6 +146,11 @@ impl Channels {
             let x = Arc::new(x);
             channels.networks.push(x.clone());
             channels.ingest.push(x);
+        }
+        if let Some(m) = mastodon::MastodonChannel::from_settings(settings)? {
+            let m = Arc::new(m);
+            channels.networks.push(m.clone());
+            channels.ingest.push(m);
         }
         Ok(channels)
     }

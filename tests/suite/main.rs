@@ -12,6 +12,7 @@ mod audit_log;
 mod audit_pg_role;
 mod audit_processes;
 mod audit_tamper;
+mod channels_mastodon;
 mod channels_x;
 mod cli;
 mod customers;

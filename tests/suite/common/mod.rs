@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_http;
+pub mod fake_mastodon;
 pub mod fake_x;
 pub mod smtp;
 
