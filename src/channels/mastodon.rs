@@ -241,10 +241,11 @@ impl Channel for MastodonChannel {
                 return Ok(done);
             }
         }
-        let visibility = match reply.visibility.as_deref() {
-            Some(v @ ("public" | "unlisted" | "private" | "direct")) => v,
-            _ => "public",
-        };
+        let visibility = reply
+            .visibility
+            .as_deref()
+            .filter(|v| matches!(*v, "public" | "unlisted" | "private" | "direct"))
+            .unwrap_or("public");
         let a = http::read(
             self.agent
                 .post(self.url("/api/v1/statuses"))

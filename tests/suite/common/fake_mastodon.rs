@@ -30,6 +30,9 @@ pub enum Fault {
     HangUpAfterCreate,
 }
 
+/// A request as the fake saw it: method, path and query.
+pub type Seen = (String, String, Vec<(String, String)>);
+
 #[derive(Default)]
 pub struct MastodonState {
     pub statuses: Vec<FakeStatus>,
@@ -37,7 +40,8 @@ pub struct MastodonState {
     pub notifications: Vec<(String, String)>,
     pub idempotency: HashMap<String, String>,
     pub faults: VecDeque<Fault>,
-    pub requests: Vec<(String, String, Vec<(String, String)>)>,
+    /// Every request: method, path and query.
+    pub requests: Vec<Seen>,
     next: u64,
 }
 
