@@ -10,6 +10,7 @@ use super::{Caller, Context};
 use crate::audit::action::SupersededBecause;
 use crate::audit::{text_sha256, ActionName, Actor, AuditAction};
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
+use crate::db::inbound::InboundRow;
 use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{DraftId, InboundId, ReviewId};
 use crate::domain::inbound::InboundState;
@@ -17,7 +18,7 @@ use crate::domain::roles::Permission;
 use crate::domain::text::check_field;
 use crate::domain::workflow::{approvals_needed, may_review, Decision, DraftEvent, DraftState};
 use crate::error::{Error, Result};
-use crate::policy::{CheckReport, Verdict};
+use crate::policy::{CheckReport, LengthRule, Verdict};
 
 pub const MAX_TEXT_CHARS: usize = 10_000;
 
@@ -34,8 +35,25 @@ pub fn submitted_text_sha256(conn: &mut DbConn, draft_id: DraftId) -> Result<Opt
     )
 }
 
-fn check(ctx: &Context, text: &str) -> CheckReport {
-    ctx.policies.current().check(text)
+fn check(ctx: &Context, text: &str, rule: LengthRule) -> CheckReport {
+    ctx.policies.current().check_for(text, rule)
+}
+
+/// The length rule a reply to `inbound` is checked under (its channel's; X's for a stored
+/// channel that is not one of ours).
+pub fn length_rule(inbound: &InboundRow) -> LengthRule {
+    inbound
+        .channel
+        .parse::<crate::domain::inbound::Channel>()
+        .map_or(LengthRule::X, LengthRule::from)
+}
+
+/// The length rule of the message that draft `id` answers.
+fn length_rule_of_draft(conn: &mut DbConn, id: DraftId) -> Result<LengthRule> {
+    let d = load(conn, id)?;
+    let inbound = db::inbound::by_id(conn, d.inbound_id)?
+        .ok_or_else(|| Error::not_found("inbound message", d.inbound_id))?;
+    Ok(length_rule(&inbound))
 }
 
 fn load(conn: &mut DbConn, id: DraftId) -> Result<DraftRow> {
@@ -88,7 +106,11 @@ pub fn create(
 ) -> Result<DraftView> {
     caller.require(Permission::WriteDrafts)?;
     validate_text(text)?;
-    let report = check(ctx, text);
+    // The channel of a message never changes: read outside the write.
+    let rule = db::inbound::by_id(conn, inbound_id)?
+        .ok_or_else(|| Error::not_found("inbound message", inbound_id))
+        .map(|m| length_rule(&m))?;
+    let report = check(ctx, text, rule);
     let id = DraftId::new();
     write_tx(conn, |conn| {
         let inbound = db::inbound::by_id(conn, inbound_id)?
@@ -223,7 +245,7 @@ pub fn revise(
 ) -> Result<DraftView> {
     caller.require(Permission::WriteDrafts)?;
     validate_text(text)?;
-    let report = check(ctx, text);
+    let report = check(ctx, text, length_rule_of_draft(conn, id)?);
     write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
         require_author(&d, caller)?;
@@ -263,7 +285,7 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Submit)?;
         refuse_if_answer_on_its_way(conn, d.inbound_id, Some(d.id))?;
-        let report = check(ctx, &d.text);
+        let report = check(ctx, &d.text, length_rule_of_draft(conn, d.id)?);
         if report.verdict == Verdict::Block {
             return Err(Error::Blocked(Box::new(report)));
         }
@@ -363,7 +385,7 @@ pub fn review(
                     ));
                 }
                 refuse_if_answer_on_its_way(conn, d.inbound_id, Some(d.id))?;
-                let report = check(ctx, &d.text);
+                let report = check(ctx, &d.text, length_rule_of_draft(conn, d.id)?);
                 if report.verdict == Verdict::Block {
                     return Err(Error::Blocked(Box::new(report)));
                 }

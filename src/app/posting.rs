@@ -326,7 +326,10 @@ fn prepare(ctx: &Context, conn: &mut DbConn, draft_id: DraftId) -> Result<Prepar
             check: None,
         }));
     }
-    let report = ctx.policies.current().check(&draft.text);
+    let report = ctx
+        .policies
+        .current()
+        .check_for(&draft.text, super::drafts::length_rule(&inbound));
     if report.verdict == Verdict::Block {
         return Ok(Prepared::Skip(Posting::Refused {
             revision: draft.revision,

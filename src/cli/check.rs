@@ -1,12 +1,18 @@
 //! `countersign check` (spec/checks.md "The check command"): one draft from `--text` or
-//! stdin, or `--jsonl` lines `{"id", "text"}` checked on every core, reports in input order.
+//! stdin, or `--jsonl` lines `{"id", "text", "channel"?}` checked on every core, reports in
+//! input order, each under its channel's length rule (`--channel`'s, else X's).
 
 use crate::app::PolicyStore;
-use crate::policy::PolicySet;
+use crate::policy::{LengthRule, PolicySet};
 use anyhow::Context as _;
 use std::io::{BufRead, Read, Write};
 
-pub fn run(policies: &std::path::Path, text: Option<String>, jsonl: bool) -> anyhow::Result<bool> {
+pub fn run(
+    policies: &std::path::Path,
+    text: Option<String>,
+    jsonl: bool,
+    rule: LengthRule,
+) -> anyhow::Result<bool> {
     let set = PolicyStore::load(policies)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .current();
@@ -14,7 +20,7 @@ pub fn run(policies: &std::path::Path, text: Option<String>, jsonl: bool) -> any
     let mut out = std::io::BufWriter::new(stdout.lock());
     if jsonl {
         let input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
-        check_jsonl(&set, input, &mut out)?;
+        check_jsonl(&set, rule, input, &mut out)?;
     } else {
         let text = match text {
             Some(t) => t,
@@ -28,7 +34,7 @@ pub fn run(policies: &std::path::Path, text: Option<String>, jsonl: bool) -> any
                     .unwrap_or(buf)
             }
         };
-        serde_json::to_writer_pretty(&mut out, &set.check(&text))?;
+        serde_json::to_writer_pretty(&mut out, &set.check_for(&text, rule))?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
@@ -40,6 +46,7 @@ pub fn run(policies: &std::path::Path, text: Option<String>, jsonl: bool) -> any
 /// not such an object stops the run after the reports before it, naming its number.
 fn check_jsonl(
     set: &PolicySet,
+    rule: LengthRule,
     mut input: impl BufRead,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -48,12 +55,21 @@ fn check_jsonl(
         #[serde(default)]
         id: Option<serde_json::Value>,
         text: String,
+        #[serde(default)]
+        channel: Option<String>,
     }
     // One line: its report as a JSON line, or the error that stops the run.
     let report_line = |n: usize, line: &str| -> anyhow::Result<Vec<u8>> {
         let parsed: Line = serde_json::from_str(line)
             .with_context(|| format!("stdin line {n}: not a JSON object with \"text\""))?;
-        let mut report = set.check(&parsed.text);
+        let line_rule = match &parsed.channel {
+            None => rule,
+            Some(c) => c
+                .parse::<crate::domain::inbound::Channel>()
+                .map(LengthRule::from)
+                .map_err(|e| anyhow::anyhow!("stdin line {n}: {e}"))?,
+        };
+        let mut report = set.check_for(&parsed.text, line_rule);
         report.id = parsed.id.map(|v| match v {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
@@ -154,7 +170,7 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        check_jsonl(&set, input.as_bytes(), &mut out).unwrap();
+        check_jsonl(&set, LengthRule::X, input.as_bytes(), &mut out).unwrap();
         let reports: Vec<serde_json::Value> = out
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
@@ -174,8 +190,52 @@ mod tests {
         let input =
             "{\"id\": \"a\", \"text\": \"Thanks!\"}\nnot json\n{\"id\": \"c\", \"text\": \"x\"}\n";
         let mut out = Vec::new();
-        let err = check_jsonl(&set, input.as_bytes(), &mut out).unwrap_err();
+        let err = check_jsonl(&set, LengthRule::X, input.as_bytes(), &mut out).unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn each_line_is_checked_under_its_channels_length_rule() {
+        let set = shipped();
+        // 400 characters: over X's 280, within Mastodon's 500.
+        let long = "Thanks for waiting. ".repeat(20);
+        let mut input = String::new();
+        for (id, channel) in [("x", Some("x")), ("m", Some("mastodon")), ("none", None)] {
+            let mut line = serde_json::json!({"id": id, "text": long});
+            if let Some(c) = channel {
+                line["channel"] = c.into();
+            }
+            input.push_str(&line.to_string());
+            input.push('\n');
+        }
+        let mut out = Vec::new();
+        check_jsonl(&set, LengthRule::Mastodon, input.as_bytes(), &mut out).unwrap();
+        let reports: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(reports[0]["length_rule"], "x");
+        assert_eq!(reports[0]["verdict"], "block");
+        assert_eq!(reports[0]["findings"][0]["rule"], "length.max");
+        assert_eq!(reports[1]["length_rule"], "mastodon");
+        assert_eq!(reports[1]["verdict"], "pass");
+        assert_eq!(reports[1]["weighted_length"], 400);
+        // No channel on the line: the command's (--channel mastodon here).
+        assert_eq!(reports[2]["length_rule"], "mastodon");
+        // Over 500 on Mastodon blocks under Mastodon's own rule.
+        let longer = serde_json::json!({"id": "m2", "text": long.repeat(2), "channel": "mastodon"});
+        let mut out = Vec::new();
+        check_jsonl(
+            &set,
+            LengthRule::X,
+            format!("{longer}\n").as_bytes(),
+            &mut out,
+        )
+        .unwrap();
+        let r: serde_json::Value = serde_json::from_slice(out.trim_ascii_end()).unwrap();
+        assert_eq!(r["findings"][0]["rule"], "length.mastodon", "{r}");
+        assert_eq!(r["findings"][0]["start"], 500);
     }
 }

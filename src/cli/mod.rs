@@ -48,6 +48,10 @@ pub enum Command {
         /// Read `{"id", "text"}` lines on stdin, print one report a line.
         #[arg(long)]
         jsonl: bool,
+        /// The channel's length rule (`x`, the default, or `mastodon`); a `--jsonl` line's
+        /// own `"channel"` wins.
+        #[arg(long, value_name = "x|mastodon")]
+        channel: Option<crate::policy::LengthRule>,
     },
     /// Work with the policy set.
     #[command(subcommand)]
@@ -195,7 +199,8 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             policies,
             text,
             jsonl,
-        } => check::run(&policies, text, jsonl),
+            channel,
+        } => check::run(&policies, text, jsonl, channel.unwrap_or_default()),
         Command::Policy(PolicyCommand::Test { policies }) => {
             let set = load_policies(&policies)?;
             println!(

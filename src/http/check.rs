@@ -13,6 +13,10 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
     pub text: String,
+    /// The channel the reply is for (`x`, `mastodon` or `log`): its length rule applies.
+    /// Without one, X's.
+    #[serde(default)]
+    pub channel: Option<String>,
 }
 
 /// Check a text against the policies in force; answers the report of spec/checks.md.
@@ -29,14 +33,22 @@ pub async fn check(
     body: web::Json<CheckRequest>,
 ) -> Result<HttpResponse, Error> {
     user.caller.require(Permission::Read)?;
-    let text = body.into_inner().text;
+    let body = body.into_inner();
+    let rule = match &body.channel {
+        None => crate::policy::LengthRule::X,
+        Some(c) => c
+            .parse::<crate::domain::inbound::Channel>()
+            .map_err(Error::BadRequest)?
+            .into(),
+    };
+    let text = body.text;
     if text.chars().count() > crate::app::drafts::MAX_TEXT_CHARS {
         return Err(Error::BadRequest(format!(
             "text must be at most {} characters",
             crate::app::drafts::MAX_TEXT_CHARS
         )));
     }
-    Ok(HttpResponse::Ok().json(state.ctx.policies.current().check(&text)))
+    Ok(HttpResponse::Ok().json(state.ctx.policies.current().check_for(&text, rule)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -110,6 +110,10 @@ pub(crate) struct RuleDef {
     pub needs: Vec<Spanned<String>>,
     #[serde(default)]
     pub max: Option<usize>,
+    /// A length rule's channel (`x`, the default, or `mastodon`): it applies to checks
+    /// under that channel's length rule only.
+    #[serde(default)]
+    pub channel: Option<Spanned<String>>,
     #[serde(default)]
     pub exceptions: Vec<Spanned<String>>,
     #[serde(default)]

@@ -13,7 +13,7 @@ use super::detectors::{self, DetectorKind, DetectorRegexes};
 use super::length;
 use super::normalize::{is_whole_word, is_word_char, normalize, normalize_pattern, normalize_term};
 use super::org::Organisation;
-use super::report::{Finding, PolicyFileError, Severity};
+use super::report::{Finding, LengthRule, PolicyFileError, Severity};
 
 /// Size limit of one compiled regular expression (guards against patterns that explode).
 const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
@@ -32,6 +32,8 @@ pub(crate) enum CompiledKind {
     },
     Length {
         max: usize,
+        /// The checks it applies to.
+        rule: LengthRule,
     },
 }
 
@@ -107,6 +109,8 @@ pub(crate) struct Example {
     pub byte: usize,
     pub text: String,
     pub should_match: bool,
+    /// The length rule the example is checked under (its rule's channel, else X's).
+    pub length_rule: LengthRule,
 }
 
 /// Word boundaries of policy patterns are ASCII boundaries: the normalised text is ASCII for
@@ -249,6 +253,7 @@ impl Engine {
                     byte: e.span().start,
                     text: e.get_ref().clone(),
                     should_match: false,
+                    length_rule: LengthRule::X,
                 });
             }
         }
@@ -346,6 +351,16 @@ impl Engine {
                 if kind != RuleKind::Length && r.max.is_some() {
                     misplaced.push("max");
                 }
+                if kind != RuleKind::Length && r.channel.is_some() {
+                    misplaced.push("channel");
+                }
+                let length_rule = match &r.channel {
+                    None => LengthRule::X,
+                    Some(c) => c.get_ref().parse().unwrap_or_else(|m: String| {
+                        err(c.span().start, m);
+                        LengthRule::X
+                    }),
+                };
                 for m in misplaced {
                     err(
                         kind_byte,
@@ -440,7 +455,11 @@ impl Engine {
                         CompiledKind::Require { when, needs }
                     }
                     RuleKind::Length => CompiledKind::Length {
-                        max: r.max.unwrap_or(280),
+                        max: r.max.unwrap_or(match length_rule {
+                            LengthRule::X => 280,
+                            LengthRule::Mastodon => 500,
+                        }),
+                        rule: length_rule,
                     },
                 };
                 if let Some(ex) = &r.examples {
@@ -452,6 +471,7 @@ impl Engine {
                                 byte: e.span().start,
                                 text: e.get_ref().clone(),
                                 should_match,
+                                length_rule,
                             });
                         }
                     }
@@ -569,10 +589,18 @@ impl Engine {
         &self.org
     }
 
-    /// Runs every rule on `text`: its weighted length, and the findings sorted by start.
-    pub fn check(&self, text: &str) -> (usize, Vec<Finding>) {
+    /// Runs every rule on `text` (the length rules of `length_rule` only): its length by
+    /// that rule's count, and the findings sorted by start.
+    pub fn check(&self, text: &str, length_rule: LengthRule) -> (usize, Vec<Finding>) {
         let measured = length::measure(text);
-        let weighted = measured.weighted;
+        let counted = match length_rule {
+            LengthRule::X => None,
+            LengthRule::Mastodon => Some(length::mastodon_units(&measured)),
+        };
+        let weighted = match &counted {
+            None => measured.weighted,
+            Some(units) => units.iter().map(|u| u.1).sum(),
+        };
         let norm = normalize(text, true);
         let t = norm.text.as_str();
         // Cheap facts that rule out whole detectors: every number detector needs a digit,
@@ -722,15 +750,21 @@ impl Engine {
                         }
                     }
                 }
-                CompiledKind::Length { max } => {
-                    if let Some(start) = length::overflow_start(&measured, *max) {
+                CompiledKind::Length { max, rule } if *rule == length_rule => {
+                    let over = match &counted {
+                        None => length::overflow_start(&measured, *max),
+                        Some(units) => length::overflow_in(units, *max),
+                    };
+                    if let Some(start) = over {
                         let total = norm.original_len();
                         if start < total {
                             hits.push((ri, start, total));
                         }
                     }
                 }
-                CompiledKind::Pattern { .. } | CompiledKind::Terms => {}
+                CompiledKind::Length { .. }
+                | CompiledKind::Pattern { .. }
+                | CompiledKind::Terms => {}
             }
         }
 

@@ -682,6 +682,100 @@ fn scan_urls(chars: &[char], from: usize, to: usize, out: &mut Vec<(usize, usize
     }
 }
 
+/// The length of a draft as Mastodon counts it (its `StatusLengthValidator`), as units of
+/// `(first character, weight)`: a URL weighs 23, a mention `@user@domain` as `@user`, and
+/// every other grapheme cluster 1.
+pub(crate) fn mastodon_units(m: &Measured) -> Vec<(usize, usize)> {
+    use unicode_segmentation::UnicodeSegmentation;
+    let chars = &m.chars[..];
+    let text: String = chars.iter().collect();
+    // Which characters begin a grapheme cluster.
+    let mut starts = vec![false; chars.len() + 1];
+    let mut byte_to_char = 0usize;
+    let mut bytes_seen = 0usize;
+    for (b, g) in text.grapheme_indices(true) {
+        while bytes_seen < b {
+            bytes_seen += chars[byte_to_char].len_utf8();
+            byte_to_char += 1;
+        }
+        starts[byte_to_char] = true;
+        let _ = g;
+    }
+    starts[chars.len()] = true;
+    let mut units = Vec::new();
+    let mut urls = m.urls.iter().peekable();
+    let mut i = 0usize;
+    while i < chars.len() {
+        if let Some(&&(s, e)) = urls.peek() {
+            if s == i {
+                urls.next();
+                units.push((i, URL_WEIGHT));
+                i = e;
+                continue;
+            }
+        }
+        if let Some((len, user)) = mention_at(chars, i) {
+            units.push((i, 1 + user));
+            i += len;
+            continue;
+        }
+        let mut next = i + 1;
+        while !starts[next] {
+            next += 1;
+        }
+        units.push((i, 1));
+        i = next;
+    }
+    units
+}
+
+/// A Mastodon mention at `i`: its length in characters and its user part's.
+fn mention_at(chars: &[char], i: usize) -> Option<(usize, usize)> {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    if chars[i] != '@' || (i > 0 && (word(chars[i - 1]) || matches!(chars[i - 1], '/' | '='))) {
+        return None;
+    }
+    let user_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    let mut j = i + 1;
+    while j < chars.len() && user_char(chars[j]) {
+        j += 1;
+    }
+    // The user part starts and ends with a letter, digit or `_`.
+    while j > i + 1 && matches!(chars[j - 1], '.' | '-') {
+        j -= 1;
+    }
+    let user = j - (i + 1);
+    if user == 0 || matches!(chars[i + 1], '.' | '-') {
+        return None;
+    }
+    let mut end = j;
+    if j < chars.len() && chars[j] == '@' {
+        let mut k = j + 1;
+        while k < chars.len() && (word(chars[k]) || matches!(chars[k], '.' | '-')) {
+            k += 1;
+        }
+        while k > j + 1 && !word(chars[k - 1]) {
+            k -= 1;
+        }
+        if k > j + 1 {
+            end = k;
+        }
+    }
+    Some((end - i, user))
+}
+
+/// For units over `max` in total, the character where the count first passes `max`.
+pub(crate) fn overflow_in(units: &[(usize, usize)], max: usize) -> Option<usize> {
+    let mut total = 0usize;
+    for &(start, weight) in units {
+        total += weight;
+        if total > max {
+            return Some(start);
+        }
+    }
+    None
+}
+
 /// URLs of `text` as char ranges of `text` itself (no NFC), for link rules.
 #[cfg(test)]
 pub(crate) fn url_spans(text: &str) -> Vec<(usize, usize, String)> {
@@ -744,6 +838,32 @@ mod tests {
                 == unicode_normalization::IsNormalized::Yes;
             proptest::prop_assert_eq!(is_nfc_quick_yes(&chars), lib);
         }
+    }
+
+    fn mastodon(text: &str) -> usize {
+        mastodon_units(&measure(text)).iter().map(|u| u.1).sum()
+    }
+
+    #[test]
+    fn mastodon_counts_graphemes_urls_and_mentions_as_it_does() {
+        assert_eq!(mastodon("hello"), 5);
+        // A URL is 23 whatever its length; a remote mention counts its user part.
+        assert_eq!(
+            mastodon("see https://example.com/a/very/long/path/indeed ok"),
+            4 + 23 + 3
+        );
+        assert_eq!(mastodon("@jane@social.example hi"), 5 + 3);
+        assert_eq!(
+            mastodon("mail a@b.example"),
+            5 + 11,
+            "an address is not a mention"
+        );
+        // One grapheme each: a family emoji (7 code points), e + combining acute.
+        assert_eq!(mastodon("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}"), 1);
+        assert_eq!(mastodon("e\u{301}"), 1);
+        let units = mastodon_units(&measure(&"a".repeat(501)));
+        assert_eq!(overflow_in(&units, 500), Some(500));
+        assert_eq!(overflow_in(&units, 501), None);
     }
 
     #[test]

@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 
 pub use detectors::DetectorKind;
 pub use length::weighted_length;
-pub use report::{CheckReport, Finding, PolicyFileError, PolicyLoadError, Severity, Verdict};
+pub use report::{
+    CheckReport, Finding, LengthRule, PolicyFileError, PolicyLoadError, Severity, Verdict,
+};
 
 use config::{read_folder, SourceFile};
 use engine::Engine;
@@ -77,7 +79,7 @@ impl PolicySet {
             Engine::compile(&sources, defs).map_err(|errors| PolicyLoadError { errors })?;
         for ex in &examples {
             let src = &sources[ex.file];
-            let (_, findings) = engine.check(&ex.text);
+            let (_, findings) = engine.check(&ex.text, ex.length_rule);
             match ex.rule {
                 Some(ri) => {
                     let rule = &engine.rules[ri];
@@ -121,9 +123,15 @@ impl PolicySet {
         &self.version
     }
 
-    /// Checks one draft. The report's `id` is `None`.
+    /// Checks one draft under X's length rule (the rule when no channel is given). The
+    /// report's `id` is `None`.
     pub fn check(&self, text: &str) -> CheckReport {
-        let (weighted, findings) = self.engine.check(text);
+        self.check_for(text, LengthRule::X)
+    }
+
+    /// Checks one draft under `length_rule` (its channel's). The report's `id` is `None`.
+    pub fn check_for(&self, text: &str, length_rule: LengthRule) -> CheckReport {
+        let (weighted, findings) = self.engine.check(text, length_rule);
         let verdict = findings
             .iter()
             .map(|f| f.severity.verdict())
@@ -133,6 +141,7 @@ impl PolicySet {
             id: None,
             verdict,
             weighted_length: weighted,
+            length_rule,
             policy_version: self.version.clone(),
             findings,
         }

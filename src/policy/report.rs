@@ -92,13 +92,67 @@ pub struct Finding {
     pub suggestion: Option<String>,
 }
 
+/// Whose length rule a check applies (checks.md "Categories", `length`): X's weighted
+/// count (also when no channel is given), or Mastodon's.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LengthRule {
+    /// 280 by twitter-text v3's weighted count (URLs 23, CJK and emoji 2, NFC first).
+    #[default]
+    X,
+    /// 500 characters (grapheme clusters, as Mastodon counts), a URL 23, a mention
+    /// `@user@domain` by its `@user`.
+    Mastodon,
+}
+
+impl LengthRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LengthRule::X => "x",
+            LengthRule::Mastodon => "mastodon",
+        }
+    }
+}
+
+/// A draft is checked under its inbound message's channel: Mastodon's rule on Mastodon,
+/// X's on X and on the log channel (which has no limit of its own).
+impl From<crate::domain::inbound::Channel> for LengthRule {
+    fn from(channel: crate::domain::inbound::Channel) -> LengthRule {
+        match channel {
+            crate::domain::inbound::Channel::Mastodon => LengthRule::Mastodon,
+            crate::domain::inbound::Channel::X | crate::domain::inbound::Channel::Log => {
+                LengthRule::X
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for LengthRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LengthRule, String> {
+        match s {
+            "x" => Ok(LengthRule::X),
+            "mastodon" => Ok(LengthRule::Mastodon),
+            other => Err(format!(
+                "unknown channel {other:?} for the length rule (channels: x, mastodon)"
+            )),
+        }
+    }
+}
+
 /// The report of one check, exactly as `checks.md` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckReport {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub id: Option<String>,
     pub verdict: Verdict,
+    /// The length by `length_rule`'s count.
     pub weighted_length: usize,
+    /// Reports stored before channels had their own rule were all X's.
+    #[serde(default)]
+    pub length_rule: LengthRule,
     pub policy_version: String,
     pub findings: Vec<Finding>,
 }

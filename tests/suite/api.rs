@@ -739,7 +739,11 @@ fn logout_ends_the_session(b: Backend) {
 }
 
 fn openapi_describes_every_route(b: Backend) {
-    let Some(app) = TestApp::spawn(b) else { return };
+    // With the X webhook configured, so that its routes are served too.
+    let Some(app) = TestApp::spawn_with(b, &[("COUNTERSIGN_X_WEBHOOK_SECRET", "s3cret-hook")])
+    else {
+        return;
+    };
     let r = app.get("/api/v1/openapi.json", None);
     assert_eq!(r.status, 200);
     let doc = &r.body;
@@ -785,6 +789,8 @@ fn openapi_describes_every_route(b: Backend) {
         ("get", "/api/v1/policies"),
         ("post", "/api/v1/policies/reload"),
         ("get", "/api/v1/openapi.json"),
+        ("get", "/api/v1/channels/x/webhook"),
+        ("post", "/api/v1/channels/x/webhook"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),

@@ -13,6 +13,7 @@ on_both_backends!(
     a_reply_to_a_deleted_post_fails_for_good,
     mentions_arrive_as_plain_text_page_after_page,
     a_message_on_a_network_without_an_account_fails_closed,
+    a_draft_is_checked_under_its_messages_channel,
 );
 
 fn app(b: Backend, fake: &FakeMastodon) -> Option<TestApp> {
@@ -261,4 +262,60 @@ fn a_message_on_a_network_without_an_account_fails_closed(b: Backend) {
     assert_eq!(app.run_jobs(), 1);
     assert_eq!(state_of(&app, &d, &draft)["state"], "posted");
     assert_eq!(app.posted_lines().len(), 1);
+}
+
+fn a_draft_is_checked_under_its_messages_channel(b: Backend) {
+    let fake = FakeMastodon::start();
+    let Some(app) = app(b, &fake) else { return };
+    let d = desk(&app);
+    // 400 characters: too long for X, fine for Mastodon.
+    let long = "Thanks for waiting. ".repeat(20);
+    let r = app.post(
+        "/api/v1/check",
+        Some(&d.agent),
+        &json!({"text": long, "channel": "mastodon"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["length_rule"], "mastodon");
+    assert_eq!(r.body["verdict"], "pass", "{}", r.text);
+    let r = app.post("/api/v1/check", Some(&d.agent), &json!({"text": long}));
+    assert_eq!(r.body["length_rule"], "x");
+    assert_eq!(r.body["verdict"], "block");
+    let r = app.post(
+        "/api/v1/check",
+        Some(&d.agent),
+        &json!({"text": long, "channel": "myspace"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+
+    let status = fake.mention(
+        "42",
+        "jane@social.example",
+        "<p>@examplecare help</p>",
+        "public",
+    );
+    assert_eq!(poll(&app), 1);
+    let on_mastodon = message(&app, &d, &status)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let draft = app.draft(&d.agent, &on_mastodon, &long);
+    let r = app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&d.agent));
+    assert_eq!(
+        r.status, 200,
+        "a Mastodon reply of 400 characters: {}",
+        r.text
+    );
+
+    let r = app.post(
+        "/api/v1/inbound",
+        Some(&d.agent),
+        &json!({"channel": "x", "external_id": "1900000000000000999", "author": {"handle": "@x_user"}, "text": "hi"}),
+    );
+    let on_x = r.body["id"].as_str().unwrap().to_string();
+    let draft = app.draft(&d.agent, &on_x, &long);
+    let r = app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&d.agent));
+    assert_eq!(r.status, 422, "the same reply on X: {}", r.text);
+    assert_eq!(r.body["check"]["length_rule"], "x");
+    assert_eq!(r.body["check"]["findings"][0]["category"], "length");
 }
