@@ -150,6 +150,7 @@ fn check(rng: &mut StdRng, len: usize) -> CheckReport {
         id: None,
         verdict: Verdict::Pass,
         weighted_length: len,
+        length_rule: countersign::policy::LengthRule::X,
         policy_version: "9f2c1e7a4b3d5f60".into(),
         findings,
     }
