@@ -408,3 +408,128 @@ fn the_webhook_takes_only_signed_events(b: Backend) {
     );
     assert_eq!(r.body["created"], 0, "{}", r.text);
 }
+
+/// `serve` is killed (`kill -9`) after X created the post and before the result was
+/// committed. The next run reconciles: one post on X, the draft `posted`. The whole run,
+/// with a token refresh, leaves no token or secret in the logs, the API or the audit log.
+#[test]
+fn a_kill_between_xs_answer_and_the_commit_ends_with_one_post_and_no_secret_shown() {
+    let fake = FakeX::start(ACCESS, REFRESH);
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let settings = settings(&fake);
+    let mut envs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // As much logging as there is: no secret may be in any of it.
+    envs.push(("RUST_LOG", "trace"));
+    for args in [
+        &["ana", "--role", "agent"][..],
+        &["rui", "--role", "reviewer"][..],
+        &["aud", "--role", "auditor"][..],
+    ] {
+        assert!(crate::cli::add_user_with(home, args, &envs)
+            .status
+            .success());
+    }
+    let policies = crate::cli::repo("policies");
+    let mut serve = crate::cli::Server::start_with(home, &policies, &envs, "first.log");
+    let (agent, reviewer) = (serve.login("ana"), serve.login("rui"));
+    let post = fake.mention("51", "cust1", "@ExampleCare my parcel is late");
+    let (status, m) = serve.post(
+        "/api/v1/inbound",
+        &agent,
+        &json!({"channel": "x", "external_id": post, "author": {"handle": "cust1", "external_user_id": "51"}, "text": "@ExampleCare my parcel is late"}),
+    );
+    assert_eq!(status, 201, "{m}");
+    let (status, d) = serve.post(
+        "/api/v1/drafts",
+        &agent,
+        &json!({"inbound_id": m["id"], "text": "So sorry! A courier is on the way & will call ahead."}),
+    );
+    assert_eq!(status, 201, "{d}");
+    let draft = d["id"].as_str().unwrap().to_string();
+    let (status, _) = serve.post(
+        &format!("/api/v1/drafts/{draft}/submit"),
+        &agent,
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+    // The token has expired (a refresh happens first), and X dies... no: we die, right
+    // after X made the post.
+    fake.fault(Fault::ExpireToken);
+    let pid = serve.pid().to_string();
+    fake.fault(Fault::AfterCreate(Box::new(move || {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status();
+    })));
+    let (status, r) = serve.post(
+        &format!("/api/v1/drafts/{draft}/reviews"),
+        &reviewer,
+        &json!({"decision": "approve", "comment": "", "revision": 1}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let exit = serve.wait_for_exit();
+    assert!(!exit.success(), "killed: {exit:?}");
+    assert_eq!(fake.replies_to(&post).len(), 1, "X made the post");
+    drop(serve);
+
+    // The lease of the killed run runs out (as two minutes would).
+    {
+        use diesel::RunQueryDsl;
+        let db = countersign::db::Db::connect(
+            &format!("sqlite://{}", home.join("countersign.db").display()),
+            1,
+        )
+        .unwrap();
+        diesel::sql_query("UPDATE jobs SET lease_expires_at = '2000-01-01 00:00:00'")
+            .execute(&mut *db.conn().unwrap())
+            .unwrap();
+    }
+    let serve = crate::cli::Server::start_with(home, &policies, &envs, "second.log");
+    let auditor = serve.login("aud");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let view = loop {
+        let (_, v) = serve.get(&format!("/api/v1/drafts/{draft}"), &auditor);
+        if v["state"] == "posted" || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(view["state"], "posted", "{view}");
+    let replies = fake.replies_to(&post);
+    assert_eq!(replies.len(), 1, "one post on X after the crash");
+    assert_eq!(view["posting"]["post_id"], replies[0].id.as_str());
+    assert_eq!(fake.state.lock().unwrap().refreshes, 1);
+
+    let mut shown = String::new();
+    for log in ["first.log", "second.log"] {
+        shown.push_str(&std::fs::read_to_string(home.join(log)).unwrap());
+    }
+    assert!(
+        shown.contains("reply posted") || shown.contains("found the reply"),
+        "the logs are there"
+    );
+    shown.push_str(
+        &serve
+            .get("/api/v1/audit?limit=1000", &auditor)
+            .1
+            .to_string(),
+    );
+    shown.push_str(&view.to_string());
+    for secret in [
+        ACCESS,
+        REFRESH,
+        "access-1-fresh",
+        "refresh-1-fresh",
+        fake_x::CLIENT_SECRET,
+        WEBHOOK_SECRET,
+    ] {
+        let at = shown.find(secret);
+        assert!(
+            at.is_none(),
+            "{secret} was shown: …{}…",
+            at.map(|i| shown[i.saturating_sub(300)..(i + 100).min(shown.len())].to_string())
+                .unwrap_or_default()
+        );
+    }
+}

@@ -138,7 +138,7 @@ impl Server {
         )
     }
 
-    fn get(&self, path: &str, token: &str) -> (u16, Value) {
+    pub(crate) fn get(&self, path: &str, token: &str) -> (u16, Value) {
         let mut r = self
             .http
             .get(format!("{}{path}", self.url))
@@ -178,6 +178,25 @@ impl Server {
                 "serve did not stop after the signal"
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Server {
+    /// The process id of `serve`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) for the process to end by itself, e.g. after a `kill -9`.
+    pub(crate) fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not end");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
