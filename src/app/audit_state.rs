@@ -7,6 +7,7 @@
 use super::audit::{StateMismatch, Verification};
 use crate::audit::{ActionName, EntryBody};
 use crate::db::{self, DbConn};
+use crate::domain::inbound::InboundState;
 use crate::domain::roles::RoleSet;
 use crate::domain::workflow::DraftState;
 use crate::error::Result;
@@ -29,7 +30,7 @@ struct Inbound {
     external_id: String,
     customer_id: String,
     text: String,
-    state: &'static str,
+    state: InboundState,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +173,7 @@ impl Replayed {
                 }
             }
             A::InboundClosed => match self.inbound.get_mut(&subject) {
-                Some(m) => m.state = "closed",
+                Some(m) => m.state = InboundState::Closed,
                 None => self
                     .faults
                     .push((e.seq, "inbound.closed of an unknown message".into())),
@@ -186,7 +187,7 @@ impl Replayed {
                         external_id: text(e, "external_id"),
                         customer_id: text(e, "customer_id"),
                         text: text(e, "text"),
-                        state: "open",
+                        state: InboundState::Open,
                     },
                 );
             }
@@ -239,7 +240,7 @@ impl Replayed {
                 self.move_draft(e, &subject, DraftState::Posted);
                 let inbound = self.drafts.get(&subject).map(|d| d.inbound_id.clone());
                 if let Some(m) = inbound.and_then(|i| self.inbound.get_mut(&i)) {
-                    m.state = "answered";
+                    m.state = InboundState::Answered;
                 }
             }
             // With a retry ahead the draft stays `approved`; without, it is `post_failed`.
@@ -443,11 +444,11 @@ pub fn mismatches(conn: &mut DbConn) -> Result<Vec<StateMismatch>> {
                 r.add("inbound_messages", &m.id, differ(what, table, log));
             }
         }
-        if m.state != want.state {
+        if m.state != want.state.as_str() {
             r.add(
                 "inbound_messages",
                 &m.id,
-                differ("state", &m.state, want.state),
+                differ("state", &m.state, want.state.as_str()),
             );
         }
     }

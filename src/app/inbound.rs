@@ -222,7 +222,6 @@ pub fn close(
     let reason = reason.trim();
     check_field("reason", reason, 1000, true).map_err(Error::BadRequest)?;
     write_tx(conn, |conn| {
-        let key = id.to_string();
         let m =
             db::inbound::by_id(conn, id)?.ok_or_else(|| Error::not_found("inbound message", id))?;
         let t = ctx.clock.now().naive_utc();
@@ -236,7 +235,7 @@ pub fn close(
             conn,
             t,
             &Actor::User(caller.id),
-            Some(&key),
+            Some(&id),
             &AuditAction::InboundClosed {
                 reason: reason.to_string(),
             },

@@ -39,6 +39,9 @@ use std::time::Duration;
 const TOKENS_KEY: &str = "tokens";
 /// Requests to X end within this (the posting job's lease is far longer).
 const TIMEOUT: Duration = Duration::from_secs(20);
+/// A token refresh ends sooner: it holds the database's lock (SQLite's write lock, whose
+/// other writers wait 15 s at most).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(8);
 /// Pages of posts read when looking for a reply already made (100 posts a page).
 const RECONCILE_PAGES: usize = 5;
 /// Pages of mentions read in one poll (100 a page).
@@ -343,7 +346,12 @@ impl XChannel {
     fn token_request(&self, refresh: &SecretString) -> std::result::Result<Tokens, ChannelError> {
         const WHAT: &str = "POST /2/oauth2/token";
         let client_id = self.settings.client_id.clone().unwrap_or_default();
-        let mut request = self.agent.post(self.url("/2/oauth2/token"));
+        let mut request = self
+            .agent
+            .post(self.url("/2/oauth2/token"))
+            .config()
+            .timeout_global(Some(REFRESH_TIMEOUT))
+            .build();
         if let Some(secret) = &self.settings.client_secret {
             let basic = base64::engine::general_purpose::STANDARD
                 .encode(format!("{client_id}:{}", secret.expose_secret()));

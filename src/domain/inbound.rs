@@ -48,10 +48,11 @@ pub fn check_received_at(
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InboundState {
-    /// Waiting for a reply.
+    /// Waiting for a reply (where every message starts).
+    #[default]
     Open,
     /// A reply to it was posted.
     Answered,
