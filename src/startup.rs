@@ -53,7 +53,7 @@ impl Application {
             }
             log
         };
-        let channels = Channels::from_settings(&settings, &db)?;
+        let channels = Channels::from_settings(&settings, &db, &clock)?;
         let mailer = crate::mail::Mailer::from_url(&settings.smtp_url)
             .map_err(|e| Error::BadRequest(e.to_string()))?;
         let listener = TcpListener::bind(settings.bind)

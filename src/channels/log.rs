@@ -10,6 +10,7 @@
 //! those jobs to an instance that has the file) and says so at start.
 
 use super::{Channel, ChannelError, Network, OutgoingReply, PostReceipt};
+use crate::app::clock::Clock;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,7 @@ pub struct LogChannel {
     lock: Mutex<()>,
     /// Whether `path` is the file the database records for this channel.
     recorded: bool,
+    clock: Clock,
 }
 
 /// One line of the post log.
@@ -95,11 +97,11 @@ impl LogChannel {
     /// if none is recorded yet.
     ///
     /// Errors: the file cannot be created or read; the database cannot be reached.
-    pub fn open(path: PathBuf, db: &Db) -> Result<LogChannel> {
+    pub fn open(path: PathBuf, db: &Db, clock: &Clock) -> Result<LogChannel> {
         let mine = identify(&path)
             .map_err(|e| Error::Unavailable(format!("the post log {}: {e}", path.display())))?;
         let text = serde_json::to_string(&mine)?;
-        let now = chrono::Utc::now().naive_utc();
+        let now = clock.now().naive_utc();
         let stored = crate::db::channels::insert_if_absent(
             &mut *db.conn()?,
             Network::Log.as_str(),
@@ -125,6 +127,7 @@ impl LogChannel {
             path,
             lock: Mutex::new(()),
             recorded: same,
+            clock: clock.clone(),
         })
     }
 
@@ -134,6 +137,7 @@ impl LogChannel {
             path,
             lock: Mutex::new(()),
             recorded: true,
+            clock: Clock::system(),
         }
     }
 
@@ -195,7 +199,7 @@ impl Channel for LogChannel {
             draft_id,
             in_reply_to: reply.in_reply_to.clone(),
             text: reply.text.clone(),
-            at: crate::audit::entry::format_at(chrono::Utc::now()),
+            at: crate::audit::entry::format_at(self.clock.now()),
         };
         let mut line =
             serde_json::to_string(&post).map_err(|e| ChannelError::Refused(e.to_string()))?;

@@ -16,9 +16,10 @@
 
 use super::http::{self, Answer};
 use super::{Batch, Channel, ChannelError, Ingest, Mention, Network, OutgoingReply, PostReceipt};
+use crate::app::clock::Clock;
 use crate::config::{MastodonSettings, Settings};
 use crate::error::{Error, Result};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::sync::OnceLock;
@@ -38,6 +39,7 @@ pub struct MastodonChannel {
     /// The instance's host, for the handles of its local accounts (`user` → `user@host`).
     domain: String,
     me: OnceLock<String>,
+    clock: Clock,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,7 +109,7 @@ impl MastodonChannel {
     /// The Mastodon channel, if an account is configured.
     ///
     /// Errors: a base URL without a host.
-    pub fn from_settings(settings: &Settings) -> Result<Option<MastodonChannel>> {
+    pub fn from_settings(settings: &Settings, clock: &Clock) -> Result<Option<MastodonChannel>> {
         let Some(m) = &settings.mastodon else {
             return Ok(None);
         };
@@ -128,6 +130,7 @@ impl MastodonChannel {
             settings: m.clone(),
             domain: host,
             me: OnceLock::new(),
+            clock: clock.clone(),
         }))
     }
 
@@ -142,7 +145,7 @@ impl MastodonChannel {
     fn failure(&self, what: &str, a: &Answer) -> ChannelError {
         match a.status {
             429 => {
-                let now = Utc::now();
+                let now = self.clock.now();
                 ChannelError::RateLimited {
                     message: describe(what, a),
                     until: a

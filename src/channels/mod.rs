@@ -16,6 +16,8 @@ pub mod log;
 pub mod mastodon;
 pub mod x;
 
+// The service's one clock: rate-limit windows and reset times are read against it.
+use crate::app::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::domain::ids::{DraftId, JobId};
@@ -137,17 +139,17 @@ impl Channels {
     ///
     /// Errors: a log file that cannot be opened or recorded, a network client that cannot
     /// be built.
-    pub fn from_settings(settings: &Settings, db: &Db) -> Result<Channels> {
-        let log = log::LogChannel::open(settings.post_log.clone(), db)?;
+    pub fn from_settings(settings: &Settings, db: &Db, clock: &Clock) -> Result<Channels> {
+        let log = log::LogChannel::open(settings.post_log.clone(), db, clock)?;
         let log_usable = log.is_recorded_file();
         let mut channels = Channels::new(Arc::new(log), Vec::new());
         channels.log_usable = log_usable;
-        if let Some(x) = x::XChannel::from_settings(settings, db)? {
+        if let Some(x) = x::XChannel::from_settings(settings, db, clock)? {
             let x = Arc::new(x);
             channels.networks.push(x.clone());
             channels.ingest.push(x);
         }
-        if let Some(m) = mastodon::MastodonChannel::from_settings(settings)? {
+        if let Some(m) = mastodon::MastodonChannel::from_settings(settings, clock)? {
             let m = Arc::new(m);
             channels.networks.push(m.clone());
             channels.ingest.push(m);

@@ -23,6 +23,7 @@
 
 use super::http::{self, Answer};
 use super::{Batch, Channel, ChannelError, Ingest, Mention, Network, OutgoingReply, PostReceipt};
+use crate::app::clock::Clock;
 use crate::config::{SecretString, Settings, XSettings};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -54,6 +55,10 @@ pub struct XChannel {
     /// The tokens in use: the stored pair once there is one, else the settings'.
     tokens: Mutex<Option<Tokens>>,
     user_id: OnceLock<String>,
+    /// Per endpoint, the rate limit X last reported: requests left in the window, and when
+    /// it resets. An endpoint with none left is not called before its reset.
+    limits: Mutex<std::collections::HashMap<String, (u64, DateTime<Utc>)>>,
+    clock: Clock,
 }
 
 #[derive(Clone)]
@@ -246,7 +251,7 @@ impl XChannel {
     /// The X channel, if an access token is configured.
     ///
     /// Errors: none today; the signature leaves room for a client that cannot be built.
-    pub fn from_settings(settings: &Settings, db: &Db) -> Result<Option<XChannel>> {
+    pub fn from_settings(settings: &Settings, db: &Db, clock: &Clock) -> Result<Option<XChannel>> {
         if settings.x.access_token.is_none() {
             return Ok(None);
         }
@@ -260,6 +265,8 @@ impl XChannel {
             db: db.clone(),
             tokens: Mutex::new(None),
             user_id,
+            limits: Mutex::new(std::collections::HashMap::new()),
+            clock: clock.clone(),
         }))
     }
 
@@ -296,7 +303,7 @@ impl XChannel {
         let unavailable =
             |e: Error| ChannelError::Temporary(format!("refreshing the X token: {e}"));
         let mut conn = self.db.conn().map_err(unavailable)?;
-        let now = Utc::now().naive_utc();
+        let now = self.clock.now().naive_utc();
         let refreshed = crate::db::channels::with_lock(
             &mut conn,
             Network::X.as_str(),
@@ -392,7 +399,7 @@ impl XChannel {
     }
 
     fn rate_limited(&self, what: &str, a: &Answer) -> ChannelError {
-        let now = Utc::now();
+        let now = self.clock.now();
         let until = a
             .rate_limit_reset(now)
             .unwrap_or(now + chrono::Duration::minutes(1));
@@ -408,11 +415,13 @@ impl XChannel {
         what: &str,
         request: impl Fn(&str) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> std::result::Result<Answer, ChannelError> {
+        self.wait_for_window(what)?;
         let tokens = self.current_tokens()?;
         let a = http::read(
             request(&format!("Bearer {}", tokens.access.expose_secret())),
             what,
         )?;
+        self.note_limits(what, &a);
         if a.status != 401 {
             return Ok(a);
         }
@@ -422,6 +431,7 @@ impl XChannel {
             request(&format!("Bearer {}", fresh.access.expose_secret())),
             what,
         )?;
+        self.note_limits(what, &a);
         if a.status == 401 {
             return Err(ChannelError::Refused(format!(
                 "{} (after refreshing the token); connect the account again",
@@ -429,6 +439,39 @@ impl XChannel {
             )));
         }
         Ok(a)
+    }
+
+    /// Keeps what `x-rate-limit-remaining` and `x-rate-limit-reset` say of `what`.
+    fn note_limits(&self, what: &str, a: &Answer) {
+        let remaining = a
+            .header("x-rate-limit-remaining")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let reset = a.header("x-rate-limit-reset").and_then(http::parse_reset);
+        if let (Some(remaining), Some(reset)) = (remaining, reset) {
+            tracing::debug!(
+                endpoint = what,
+                remaining,
+                limit = a.header("x-rate-limit-limit").unwrap_or("?"),
+                %reset,
+                "X rate limit"
+            );
+            self.limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(what.to_string(), (remaining, reset));
+        }
+    }
+
+    /// Refuses to call `what` while X said its window has no request left.
+    fn wait_for_window(&self, what: &str) -> std::result::Result<(), ChannelError> {
+        let limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        match limits.get(what) {
+            Some(&(0, until)) if until > self.clock.now() => Err(ChannelError::RateLimited {
+                message: format!("{what}: no request left in X's rate-limit window"),
+                until,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The account's user id: the setting, else `GET /2/users/me`.

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 on_both_backends!(
     a_reply_is_posted_once_as_a_reply_through_a_rate_limit,
+    an_exhausted_window_is_not_called_before_its_reset,
     an_expired_token_is_refreshed_once_and_the_new_pair_is_kept,
     two_instances_never_spend_one_refresh_token_twice,
     a_dropped_connection_after_the_post_ends_with_one_post,
@@ -132,6 +133,41 @@ fn a_reply_is_posted_once_as_a_reply_through_a_rate_limit(b: Backend) {
         ok[0]["data"]["url"],
         format!("https://x.com/i/web/status/{}", replies[0].id)
     );
+}
+
+fn an_exhausted_window_is_not_called_before_its_reset(b: Backend) {
+    let fake = FakeX::start(ACCESS, REFRESH);
+    let Some(app) = app(b, &fake) else { return };
+    let d = desk(&app);
+    let (post1, _) = approved(&app, &fake, &d, 1, "First of two answers.");
+    fake.fault(Fault::LastInWindow);
+    assert_eq!(app.run_jobs(), 1);
+    assert_eq!(fake.replies_to(&post1).len(), 1);
+    // X said no request is left until the reset: the next reply waits without asking.
+    let (post2, draft2) = approved(&app, &fake, &d, 2, "Second of two answers.");
+    let posts_before = fake
+        .state
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .filter(|(m, p)| m == "POST" && p == "/2/tweets")
+        .count();
+    assert_eq!(app.run_jobs(), 1);
+    let posts_after = fake
+        .state
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .filter(|(m, p)| m == "POST" && p == "/2/tweets")
+        .count();
+    assert_eq!(posts_after, posts_before, "X was not called");
+    assert_eq!(draft_view(&app, &d, &draft2)["state"], "approved");
+    app.advance(Duration::seconds(90));
+    assert_eq!(app.run_jobs(), 1);
+    assert_eq!(fake.replies_to(&post2).len(), 1);
+    assert_eq!(draft_view(&app, &d, &draft2)["state"], "posted");
 }
 
 fn an_expired_token_is_refreshed_once_and_the_new_pair_is_kept(b: Backend) {

@@ -38,6 +38,8 @@ pub enum Fault {
     AfterCreate(Box<dyn FnOnce() + Send>),
     /// The access token in use expires (401) before this request.
     ExpireToken,
+    /// The post is made, and the answer says the window has no request left for a minute.
+    LastInWindow,
 }
 
 #[derive(Default)]
@@ -347,13 +349,21 @@ fn create(s: &mut XState, r: &Request) -> Reply {
         in_reply_to,
         created_at: Utc::now(),
     });
+    let (shown, _) = as_x_returns(&text);
+    let created = Reply::json(201, json!({"data": {"id": id, "text": shown}}));
     match fault {
         Some(Fault::HangUpAfterCreate) => return Reply::HangUp,
         Some(Fault::AfterCreate(then)) => then(),
+        Some(Fault::LastInWindow) => {
+            let reset = (Utc::now().timestamp() + 60).to_string();
+            return created
+                .with_header("x-rate-limit-limit", "100")
+                .with_header("x-rate-limit-remaining", "0")
+                .with_header("x-rate-limit-reset", &reset);
+        }
         _ => {}
     }
-    let (shown, _) = as_x_returns(&text);
-    limits(Reply::json(201, json!({"data": {"id": id, "text": shown}})))
+    limits(created)
 }
 
 fn token(s: &mut XState, r: &Request) -> Reply {
