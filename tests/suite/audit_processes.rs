@@ -56,8 +56,14 @@ fn two_instances_on_one_postgres_append_to_one_log() {
     });
     // Let the checkpointers see the growth, then stop both.
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(a.terminate().success());
-    assert!(b.terminate().success());
+    for (server, log) in [(a, "a.log"), (b, "b.log")] {
+        let status = server.terminate();
+        assert!(
+            status.success(),
+            "{log}: {status:?}\n{}",
+            std::fs::read_to_string(dir.join(log)).unwrap_or_default()
+        );
+    }
     assert!(acked.lock().unwrap().iter().all(|&n| n > 0));
 
     let out = bin()
