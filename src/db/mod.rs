@@ -126,8 +126,11 @@ impl Db {
             Backend::Sqlite => max_connections.min(8),
             Backend::Postgres => max_connections,
         };
+        // Connections open as they are needed (two kept idle), not all at start: several
+        // instances on one PostgreSQL should not hold max_connections between them idle.
         let pool = Pool::builder()
             .max_size(size.max(1))
+            .min_idle(Some(2.min(size.max(1))))
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(ConnectionSetup))
             .build(ConnectionManager::<DbConn>::new(target))
