@@ -656,6 +656,8 @@ impl Ingest for XChannel {
                     continue;
                 }
                 let Some(author) = users.iter().find(|u| u.id == author_id) else {
+                    // X leaves out authors it will not show (suspended, withheld).
+                    tracing::warn!(post_id = %t.id, "an X mention without its author was left out");
                     continue;
                 };
                 batch.mentions.push(Mention {
