@@ -538,18 +538,21 @@ impl Settings {
         }
         if x.refresh_token.is_some() && x.client_id.is_none() {
             return Err(invalid(
-                "COUNTERSIGN_X_CLIENT_ID",
+                "COUNTERSIGN_X_REFRESH_TOKEN",
                 origin_of("x_refresh_token"),
-                "COUNTERSIGN_X_REFRESH_TOKEN needs the app's client id (and its secret, for a confidential client)".into(),
+                "is set, but COUNTERSIGN_X_CLIENT_ID is missing (and COUNTERSIGN_X_CLIENT_SECRET, for a confidential client)".into(),
             ));
         }
         if x.refresh_token.is_some() && x.access_token.is_none() {
             return Err(invalid(
-                "COUNTERSIGN_X_ACCESS_TOKEN",
+                "COUNTERSIGN_X_REFRESH_TOKEN",
                 origin_of("x_refresh_token"),
-                "COUNTERSIGN_X_REFRESH_TOKEN is set without the access token it belongs to".into(),
+                "is set, but COUNTERSIGN_X_ACCESS_TOKEN, the token it refreshes, is missing".into(),
             ));
         }
+        // Read even without an account: a bad value is an error either way.
+        let mastodon_poll =
+            poll_seconds("mastodon_poll_seconds", "COUNTERSIGN_MASTODON_POLL_SECONDS")?;
         let mastodon = match (
             non_empty("mastodon_base_url"),
             secret("mastodon_access_token"),
@@ -566,25 +569,22 @@ impl Settings {
                 Some(MastodonSettings {
                     base_url: base.trim_end_matches('/').to_string(),
                     access_token: token,
-                    poll_seconds: poll_seconds(
-                        "mastodon_poll_seconds",
-                        "COUNTERSIGN_MASTODON_POLL_SECONDS",
-                    )?,
+                    poll_seconds: mastodon_poll,
                 })
             }
             (Some(_), None) => {
                 return Err(invalid(
-                    "COUNTERSIGN_MASTODON_ACCESS_TOKEN",
+                    "COUNTERSIGN_MASTODON_BASE_URL",
                     origin_of("mastodon_base_url"),
-                    "COUNTERSIGN_MASTODON_BASE_URL is set without an access token".into(),
+                    "is set, but COUNTERSIGN_MASTODON_ACCESS_TOKEN is missing (both are needed)"
+                        .into(),
                 ))
             }
             (None, Some(_)) => {
                 return Err(invalid(
-                    "COUNTERSIGN_MASTODON_BASE_URL",
+                    "COUNTERSIGN_MASTODON_ACCESS_TOKEN",
                     origin_of("mastodon_access_token"),
-                    "COUNTERSIGN_MASTODON_ACCESS_TOKEN is set without the instance's base URL"
-                        .into(),
+                    "is set, but COUNTERSIGN_MASTODON_BASE_URL (the instance) is missing".into(),
                 ))
             }
         };

@@ -280,7 +280,10 @@ pub fn checkpoint(
     t: NaiveDateTime,
 ) -> Result<usize> {
     let letter = Letter {
-        subject: format!("Audit checkpoint: the log at {size} entries"),
+        subject: format!(
+            "Audit checkpoint: the log at {size} {}",
+            if size == 1 { "entry" } else { "entries" }
+        ),
         text: format!(
             "The latest signed checkpoint of the audit log follows, verbatim between the lines. Keep it: a later log that does not contain this one is not the same log (countersign audit verify-bundle, docs/audit.md).\n\n-----\n{note}-----{}",
             signed()

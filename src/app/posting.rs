@@ -170,7 +170,12 @@ impl Job for PostReply {
         let mut draft = db::drafts::by_id(conn, self.draft_id)?
             .ok_or_else(|| Error::not_found("draft", self.draft_id))?;
         let state = draft.state;
-        let channel = self.channel.as_str().to_string();
+        // The channel that posts (or would have): the log channel stands in for a network
+        // without an account in the quick start, and the log says so.
+        let channel = match ctx.channels.route(self.channel) {
+            Route::Post(c) => c.network().as_str().to_string(),
+            Route::NoAccount(_) => self.channel.as_str().to_string(),
+        };
         match outcome {
             Outcome::Cancelled(Posting::Stale(_)) | Outcome::Done(Posting::Stale(_)) => Ok(()),
             Outcome::Cancelled(Posting::Posted { .. }) => Err(Error::Internal(

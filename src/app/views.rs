@@ -221,7 +221,8 @@ impl From<ReviewRow> for ReviewView {
 /// The posting result of an approved draft.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PostingView {
-    /// The inbound message's channel, which the reply goes out on.
+    /// The inbound message's channel. The reply goes out there, or on the `log` channel
+    /// when no network account is configured; `post.succeeded` names the one that posted.
     pub channel: crate::domain::inbound::Channel,
     /// The post job's state: `pending` while attempts remain.
     pub job_state: JobState,

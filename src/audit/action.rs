@@ -268,6 +268,8 @@ pub enum AuditAction {
         comment: String,
     },
     PostSucceeded {
+        /// The channel that posted it: the message's network, or `log` standing in for a
+        /// network without an account (the quick start).
         channel: String,
         post_id: String,
         /// The post's address on its network, when it has one.

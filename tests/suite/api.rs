@@ -403,6 +403,12 @@ fn a_reply_goes_from_inbound_to_posted_once_with_its_audit_trail(b: Backend) {
     assert!(page2.body["next"].is_null());
     let by_action = app.get("/api/v1/audit?action=post.succeeded", Some(&auditor));
     assert_eq!(by_action.body["entries"][0]["actor"], "system");
+    // An X message, and no network account: the log channel posted it, and the log says so.
+    assert_eq!(
+        by_action.body["entries"][0]["data"]["channel"], "log",
+        "{}",
+        by_action.text
+    );
 
     let v = app.get("/api/v1/audit/verify", Some(&auditor));
     assert_eq!(v.body["ok"], true, "{}", v.text);
