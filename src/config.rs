@@ -56,6 +56,9 @@ pub struct Settings {
     pub auditor_emails: Vec<String>,
     /// Posting attempts before a draft is `post_failed` (`COUNTERSIGN_POST_ATTEMPTS`).
     pub post_attempts: u32,
+    /// An approval not posted within this many hours goes back to review
+    /// (`COUNTERSIGN_APPROVAL_TTL_HOURS`).
+    pub approval_ttl_hours: u32,
     /// The From address of every mail (`COUNTERSIGN_MAIL_FROM`).
     pub mail_from: String,
     /// The address people open, without a trailing slash, for links in mail
@@ -121,6 +124,7 @@ impl std::fmt::Debug for Settings {
             .field("checkpoint_mail_interval", &self.checkpoint_mail_interval)
             .field("auditor_emails", &self.auditor_emails)
             .field("post_attempts", &self.post_attempts)
+            .field("approval_ttl_hours", &self.approval_ttl_hours)
             .field("mail_from", &self.mail_from)
             .field("public_url", &redact_url(&self.public_url))
             .field("hours", &self.hours)
@@ -216,7 +220,7 @@ pub enum ConfigError {
 }
 
 /// Every setting's name without the `COUNTERSIGN_` prefix, lower case (the TOML key).
-const KEYS: [&str; 31] = [
+const KEYS: [&str; 32] = [
     "database_url",
     "bind",
     "policies",
@@ -246,6 +250,7 @@ const KEYS: [&str; 31] = [
     "checkpoint_mail_minutes",
     "auditor_emails",
     "post_attempts",
+    "approval_ttl_hours",
     "mail_from",
     "public_url",
 ];
@@ -282,6 +287,7 @@ struct FileSettings {
     checkpoint_mail_minutes: Option<toml::Value>,
     auditor_emails: Option<toml::Value>,
     post_attempts: Option<toml::Value>,
+    approval_ttl_hours: Option<toml::Value>,
     mail_from: Option<String>,
     public_url: Option<String>,
     hours: Option<HoursFile>,
@@ -394,6 +400,7 @@ impl Settings {
                 ),
                 ("auditor_emails", parsed.auditor_emails.map(as_text)),
                 ("post_attempts", parsed.post_attempts.map(as_text)),
+                ("approval_ttl_hours", parsed.approval_ttl_hours.map(as_text)),
                 ("mail_from", parsed.mail_from),
                 ("public_url", parsed.public_url),
             ];
@@ -705,6 +712,13 @@ impl Settings {
             1..=1000,
             "attempts",
         )? as u32;
+        let approval_ttl_hours = whole(
+            "approval_ttl_hours",
+            "COUNTERSIGN_APPROVAL_TTL_HOURS",
+            "24",
+            1..=8760,
+            "hours",
+        )? as u32;
         let (mail_from, origin) = get("mail_from").unwrap_or(("countersign@localhost", "default"));
         let mail_from = mail_from.trim();
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
@@ -773,6 +787,7 @@ impl Settings {
             checkpoint_mail_interval,
             auditor_emails,
             post_attempts,
+            approval_ttl_hours,
             mail_from: mail_from.to_string(),
             public_url,
             hours: schedule,

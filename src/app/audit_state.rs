@@ -263,6 +263,19 @@ impl Replayed {
                 }
             }
             A::PostRetried => self.move_draft(e, &subject, DraftState::Approved),
+            A::ReviewExpired => {
+                match e
+                    .data
+                    .get("state")
+                    .and_then(|s| s.as_str())
+                    .map(str::parse::<DraftState>)
+                {
+                    Some(Ok(to)) => self.move_draft(e, &subject, to),
+                    _ => self
+                        .faults
+                        .push((e.seq, "review.expired: no readable state".into())),
+                }
+            }
             A::UserLogin
             | A::UserLoginFailed
             | A::UserLockedOut

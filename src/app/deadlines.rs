@@ -98,5 +98,12 @@ pub async fn run(ctx: Context) {
             Ok(Err(e)) => tracing::warn!(error = %e, "deadline watch failed"),
             Err(e) => tracing::error!(error = %e, "deadline watch task failed"),
         }
+        // Approvals past their time to live go back to review on the same beat.
+        let c = ctx.clone();
+        match tokio::task::spawn_blocking(move || super::expiry::sweep(&c)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "approval expiry failed"),
+            Err(e) => tracing::error!(error = %e, "approval expiry task failed"),
+        }
     }
 }

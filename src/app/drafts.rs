@@ -75,6 +75,7 @@ fn next_state(d: &DraftRow, event: DraftEvent) -> Result<DraftState> {
             | DraftEvent::PostRefused
             | DraftEvent::PostBlocked => "posted",
             DraftEvent::Retry => "retried",
+            DraftEvent::Expire | DraftEvent::ExpireBlocked => "expired",
             DraftEvent::Supersede => "superseded",
         };
         Error::Conflict(format!("a draft in state {state} cannot be {what}"))
@@ -138,6 +139,7 @@ pub fn create(
             created_at: t,
             updated_at: t,
             post_url: None,
+            approved_at: None,
         };
         db::drafts::insert(conn, &draft)?;
         db::drafts::insert_revision(conn, &current_revision(&draft, caller))?;
@@ -437,6 +439,9 @@ pub fn review(
         )?;
         d.state = state;
         d.updated_at = t;
+        if state == DraftState::Approved {
+            d.approved_at = Some(t);
+        }
         db::drafts::update(conn, &d)?;
         db::audit::append(conn, t, &Actor::User(caller.id), Some(&d.id), &action)?;
         // The author hears of a decision: not of the first of two approvals.
@@ -487,6 +492,8 @@ pub fn retry(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> 
         let t = ctx.clock.now().naive_utc();
         d.state = state;
         d.updated_at = t;
+        // A retry is a new decision to post: the approval's time to live starts again.
+        d.approved_at = Some(t);
         db::drafts::update(conn, &d)?;
         db::audit::append(
             conn,

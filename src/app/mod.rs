@@ -11,6 +11,7 @@ pub mod clock;
 pub mod customers;
 pub mod deadlines;
 pub mod drafts;
+pub mod expiry;
 pub mod inbound;
 pub mod ingest;
 pub mod jobs;

@@ -397,7 +397,8 @@ pub fn approved_text(
     }
     let since = entries
         .iter()
-        .rposition(|e| is(e, ActionName::PostRefused))
+        // A refusal or an expiry voided the approvals before it.
+        .rposition(|e| is(e, ActionName::PostRefused) || is(e, ActionName::ReviewExpired))
         .filter(|&r| r > start)
         .unwrap_or(start);
     let approvals: Vec<&EntryBody> = entries[since..]

@@ -42,6 +42,7 @@ pub enum ActionName {
     ReviewApproved,
     ReviewRejected,
     ReviewChangesRequested,
+    ReviewExpired,
     PostSucceeded,
     PostFailed,
     PostRefused,
@@ -77,6 +78,7 @@ impl ActionName {
             ActionName::ReviewApproved => "review.approved",
             ActionName::ReviewRejected => "review.rejected",
             ActionName::ReviewChangesRequested => "review.changes_requested",
+            ActionName::ReviewExpired => "review.expired",
             ActionName::PostSucceeded => "post.succeeded",
             ActionName::PostFailed => "post.failed",
             ActionName::PostRefused => "post.refused",
@@ -267,6 +269,19 @@ pub enum AuditAction {
         revision: i32,
         comment: String,
     },
+    /// An approval not posted within its time to live (`COUNTERSIGN_APPROVAL_TTL_HOURS`):
+    /// its approvals are void, and the draft is back in review, or with its author when the
+    /// checks re-run then block it.
+    ReviewExpired {
+        revision: i32,
+        /// When it was approved (or retried), RFC 3339.
+        approved_at: String,
+        ttl_hours: u32,
+        /// Where the draft went.
+        state: DraftState,
+        /// The checks run again against the policies in force.
+        check: CheckReport,
+    },
     PostSucceeded {
         /// The channel that posted it: the message's network, or `log` standing in for a
         /// network without an account (the quick start).
@@ -354,6 +369,7 @@ impl AuditAction {
             AuditAction::ReviewApproved { .. } => ActionName::ReviewApproved,
             AuditAction::ReviewRejected { .. } => ActionName::ReviewRejected,
             AuditAction::ReviewChangesRequested { .. } => ActionName::ReviewChangesRequested,
+            AuditAction::ReviewExpired { .. } => ActionName::ReviewExpired,
             AuditAction::PostSucceeded { .. } => ActionName::PostSucceeded,
             AuditAction::PostFailed { .. } => ActionName::PostFailed,
             AuditAction::PostRefused { .. } => ActionName::PostRefused,

@@ -545,8 +545,9 @@ pub fn evidence_story(draft_id: &str, entries: &[EntryBody]) -> Vec<Step> {
     ));
 
     // approved: the review.approved entries of the submitted revision after the submission.
-    // Approvals before a post.refused were voided by it.
+    // Approvals before a post.refused or a review.expired were voided by it.
     let counted_from = find_last(ActionName::PostRefused)
+        .max(find_last(ActionName::ReviewExpired))
         .filter(|&r| r > submitted_at)
         .unwrap_or(submitted_at);
     let approvals: Vec<&EntryBody> = about_draft[counted_from..]

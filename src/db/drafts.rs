@@ -30,6 +30,8 @@ pub struct DraftRow {
     pub updated_at: NaiveDateTime,
     /// The posted reply's address on its network, when it has one.
     pub post_url: Option<String>,
+    /// When it was last approved (or retried): the start of the approval's time to live.
+    pub approved_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -116,6 +118,7 @@ pub fn update(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
             drafts::posted_at.eq(d.posted_at),
             drafts::post_error.eq(&d.post_error),
             drafts::post_url.eq(&d.post_url),
+            drafts::approved_at.eq(d.approved_at),
             drafts::updated_at.eq(d.updated_at),
         ))
         .execute(conn)?;
@@ -236,5 +239,21 @@ pub fn reviews_of_drafts(conn: &mut DbConn, draft_ids: &[DraftId]) -> Result<Vec
         .select(ReviewRow::as_select())
         .filter(reviews::draft_id.eq_any(ids))
         .order(reviews::id.asc())
+        .load(conn)?)
+}
+
+/// Drafts still `approved` since before `cutoff` (their approval's time to live is over),
+/// oldest approval first, at most `limit`.
+pub fn approved_before(
+    conn: &mut DbConn,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<DraftRow>> {
+    Ok(drafts::table
+        .select(DraftRow::as_select())
+        .filter(drafts::state.eq(DraftState::Approved.as_str()))
+        .filter(drafts::approved_at.le(cutoff))
+        .order((drafts::approved_at.asc(), drafts::id.asc()))
+        .limit(limit)
         .load(conn)?)
 }

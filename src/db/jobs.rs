@@ -349,3 +349,26 @@ pub fn latest_of_kind(conn: &mut DbConn, kind: &str) -> Result<Option<JobRow>> {
         .map(JobRow::try_from)
         .transpose()
 }
+
+/// Cancels the pending job `id` unless a worker holds a live lease on it at `now`; returns
+/// whether it did (a job being run is left to its run).
+pub fn cancel_unless_leased(conn: &mut DbConn, id: JobId, now: NaiveDateTime) -> Result<bool> {
+    let changed = diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id.to_string()))
+            .filter(jobs::state.eq(JobState::Pending.as_str()))
+            .filter(
+                jobs::lease_expires_at
+                    .is_null()
+                    .or(jobs::lease_expires_at.le(now)),
+            ),
+    )
+    .set((
+        jobs::state.eq(JobState::Cancelled.as_str()),
+        jobs::lease_owner.eq(None::<String>),
+        jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}

@@ -101,6 +101,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         post_url -> Nullable<Text>,
+        approved_at -> Nullable<Timestamp>,
     }
 }
 

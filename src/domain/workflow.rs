@@ -46,6 +46,10 @@ pub enum DraftEvent {
     PostBlocked,
     /// A reviewer sends a `post_failed` draft back to posting.
     Retry,
+    /// The approval was not posted within its time to live: back to review, approvals void.
+    Expire,
+    /// … and the checks re-run at that moment block it: back to its author.
+    ExpireBlocked,
     /// Another draft for the same message was approved, or the message was closed.
     Supersede,
 }
@@ -78,6 +82,8 @@ impl DraftState {
             (S::Approved, E::PostRefused) => Some(S::PendingReview),
             (S::Approved, E::PostBlocked) => Some(S::ChangesRequested),
             (S::PostFailed, E::Retry) => Some(S::Approved),
+            (S::Approved, E::Expire) => Some(S::PendingReview),
+            (S::Approved, E::ExpireBlocked) => Some(S::ChangesRequested),
             (S::Draft | S::PendingReview | S::ChangesRequested, E::Supersede) => {
                 Some(S::Superseded)
             }
@@ -186,7 +192,7 @@ mod tests {
     use DraftEvent as E;
     use DraftState as S;
 
-    const EVENTS: [DraftEvent; 12] = [
+    const EVENTS: [DraftEvent; 14] = [
         E::Revise,
         E::Submit,
         E::Approve { complete: false },
@@ -198,6 +204,8 @@ mod tests {
         E::PostRefused,
         E::PostBlocked,
         E::Retry,
+        E::Expire,
+        E::ExpireBlocked,
         E::Supersede,
     ];
 
@@ -228,6 +236,19 @@ mod tests {
             assert_eq!(after.is_some(), s == S::Approved, "{s}");
         }
         assert_eq!(S::Approved.apply(E::PostBlocked), Some(S::ChangesRequested));
+    }
+
+    #[test]
+    fn only_an_approval_expires() {
+        for s in S::ALL {
+            assert_eq!(s.apply(E::Expire).is_some(), s == S::Approved, "{s}");
+            assert_eq!(s.apply(E::ExpireBlocked).is_some(), s == S::Approved, "{s}");
+        }
+        assert_eq!(S::Approved.apply(E::Expire), Some(S::PendingReview));
+        assert_eq!(
+            S::Approved.apply(E::ExpireBlocked),
+            Some(S::ChangesRequested)
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod channels_mastodon;
 mod channels_x;
 mod cli;
 mod customers;
+mod expiry;
 mod fuzz_properties;
 mod hardening;
 mod hours;

@@ -1,0 +1,2 @@
+DROP INDEX drafts_approved;
+ALTER TABLE drafts DROP COLUMN approved_at;
