@@ -56,10 +56,12 @@ impl Answer {
 
     /// When the network's rate limit resets, from `x-rate-limit-reset` (X: Unix seconds),
     /// `X-RateLimit-Reset` (Mastodon: an ISO 8601 time) or `Retry-After` (seconds).
+    /// A reset beyond a day (a proxy's nonsense) counts as a day.
     pub fn rate_limit_reset(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if let Some(v) = self.header("x-rate-limit-reset") {
-            if let Some(t) = parse_reset(v) {
-                return Some(t);
+        let cap = now + chrono::Duration::hours(24);
+        for name in ["x-rate-limit-reset", "x-ratelimit-reset"] {
+            if let Some(t) = self.header(name).and_then(parse_reset) {
+                return Some(t.min(cap));
             }
         }
         if let Some(secs) = self

@@ -38,13 +38,15 @@ use std::time::Duration;
 
 /// Where the refreshed tokens are kept in `channel_state`.
 const TOKENS_KEY: &str = "tokens";
-/// Requests to X end within this (the posting job's lease is far longer).
-const TIMEOUT: Duration = Duration::from_secs(20);
+/// Requests to X end within this. A post attempt makes at most about eight requests (the
+/// account's id once, two pages of posts, the post, each perhaps again after a refresh),
+/// which stays within the job's two-minute lease.
+const TIMEOUT: Duration = Duration::from_secs(10);
 /// A token refresh ends sooner: it holds the database's lock (SQLite's write lock, whose
 /// other writers wait 15 s at most).
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(8);
 /// Pages of posts read when looking for a reply already made (100 posts a page).
-const RECONCILE_PAGES: usize = 5;
+const RECONCILE_PAGES: usize = 2;
 /// Pages of mentions read in one poll (100 a page).
 const MENTION_PAGES: usize = 20;
 
@@ -235,10 +237,27 @@ fn tweet_text(t: &Tweet) -> String {
     as_written(&t.text, &urls)
 }
 
-/// Whether X's copy of a post is the text we sent (X may trim, and normalises to NFC).
+/// A reply's text without the `@handle` mentions that lead it: X puts the replied-to
+/// author's handle in front of a reply's text itself (outside `display_text_range`).
+fn without_leading_mentions(text: &str) -> &str {
+    let mut rest = text.trim_start();
+    while let Some(after) = rest.strip_prefix('@') {
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if end == 0 {
+            break;
+        }
+        rest = after[end..].trim_start();
+    }
+    rest
+}
+
+/// Whether X's copy of a post is the text we sent (X may trim, normalises to NFC and puts
+/// the replied-to handle in front).
 fn same_text(theirs: &str, ours: &str) -> bool {
     use unicode_normalization::UnicodeNormalization;
-    let norm = |s: &str| s.trim().nfc().collect::<String>();
+    let norm = |s: &str| without_leading_mentions(s).trim().nfc().collect::<String>();
     norm(theirs) == norm(ours)
 }
 
@@ -379,7 +398,10 @@ impl XChannel {
                     access_token: String,
                     refresh_token: Option<String>,
                 }
-                let t: Answer = a.json(WHAT)?;
+                // Never quoted in an error: the body holds the new tokens.
+                let t: Answer = serde_json::from_str(&a.body).map_err(|e| {
+                    ChannelError::Temporary(format!("{WHAT}: an answer that does not read ({e})"))
+                })?;
                 Ok(Tokens {
                     access: t.access_token.into(),
                     // X sends a new refresh token with each refresh; keep the old one if not.
@@ -400,9 +422,16 @@ impl XChannel {
 
     fn rate_limited(&self, what: &str, a: &Answer) -> ChannelError {
         let now = self.clock.now();
-        let until = a
-            .rate_limit_reset(now)
-            .unwrap_or(now + chrono::Duration::minutes(1));
+        // The daily posting cap's own headers, when it is that cap that ran out.
+        let daily = ["x-user-limit-24hour", "x-app-limit-24hour"]
+            .into_iter()
+            .find(|h| a.header(&format!("{h}-remaining")).map(str::trim) == Some("0"))
+            .and_then(|h| a.header(&format!("{h}-reset")))
+            .and_then(http::parse_reset);
+        let until = daily
+            .or_else(|| a.rate_limit_reset(now))
+            .unwrap_or(now + chrono::Duration::minutes(1))
+            .min(now + chrono::Duration::hours(25));
         ChannelError::RateLimited {
             message: describe(what, a),
             until,
@@ -619,7 +648,7 @@ impl Ingest for XChannel {
         // The first poll of an account reads its latest page only, not years of mentions.
         let pages = if cursor.is_some() { MENTION_PAGES } else { 1 };
         for _ in 0..pages {
-            let a = self.send(WHAT, |auth| {
+            let sent = self.send(WHAT, |auth| {
                 let mut r = self
                     .agent
                     .get(self.url(&format!("/2/users/{me}/mentions")))
@@ -635,13 +664,29 @@ impl Ingest for XChannel {
                     r = r.query("pagination_token", t);
                 }
                 r.call()
-            })?;
-            match a.status {
-                200 => {}
-                429 => return Err(self.rate_limited(WHAT, &a)),
-                500..=599 => return Err(ChannelError::Temporary(describe(WHAT, &a))),
-                _ => return Err(ChannelError::Refused(describe(WHAT, &a))),
+            });
+            let (a, failure) = match sent {
+                Ok(a) => {
+                    let failure = match a.status {
+                        200 => None,
+                        429 => Some(self.rate_limited(WHAT, &a)),
+                        500..=599 => Some(ChannelError::Temporary(describe(WHAT, &a))),
+                        _ => Some(ChannelError::Refused(describe(WHAT, &a))),
+                    };
+                    (Some(a), failure)
+                }
+                Err(e) => (None, Some(e)),
+            };
+            if let Some(e) = failure {
+                if batch.mentions.is_empty() {
+                    return Err(e);
+                }
+                // Older pages are still to read: record what was read, keep the cursor.
+                tracing::warn!(error = %e, "X mentions: a later page failed; the rest next time");
+                batch.cursor = None;
+                break;
             }
+            let Some(a) = a else { break };
             let page: Envelope<Vec<Tweet>> = a.json(WHAT)?;
             let meta = page.meta.unwrap_or_default();
             if batch.cursor.is_none() {
@@ -742,6 +787,8 @@ pub fn webhook_mentions(body: &[u8]) -> std::result::Result<Vec<Mention>, String
         created_at: Option<String>,
         user: V1User,
         entities: Option<Entities>,
+        /// Present on a retweet, which is not a customer writing to us.
+        retweeted_status: Option<serde_json::Value>,
     }
     #[derive(Deserialize)]
     struct Extended {
@@ -759,6 +806,7 @@ pub fn webhook_mentions(body: &[u8]) -> std::result::Result<Vec<Mention>, String
         .tweet_create_events
         .into_iter()
         .filter(|t| Some(&t.user.id_str) != event.for_user_id.as_ref())
+        .filter(|t| t.retweeted_status.is_none())
         .map(|t| {
             let (text, entities) = match t.extended_tweet {
                 Some(x) => (x.full_text, x.entities.or(t.entities)),
@@ -793,7 +841,7 @@ mod tests {
     #[test]
     fn x_copies_of_a_text_compare_equal_to_what_was_sent() {
         let sent = "Fees & terms: <see> https://example.com/terms?a=1&b=2";
-        let theirs = "Fees &amp; terms: &lt;see&gt; https://t.co/AbC123";
+        let theirs = "@jane_doe Fees &amp; terms: &lt;see&gt; https://t.co/AbC123";
         let urls = [(
             "https://t.co/AbC123".to_string(),
             "https://example.com/terms?a=1&b=2".to_string(),

@@ -122,8 +122,8 @@ impl Channel {
     /// channel's syntax. Compared case-insensitively, so stored lower case, without the
     /// leading `@`:
     /// - X: 1 to 15 letters, digits or `_`;
-    /// - Mastodon: `user@domain`, the user part letters, digits or `_` (1 to 30), the
-    ///   domain a host name;
+    /// - Mastodon: `user@domain`, the user part letters, digits or `_` with `.` or `-`
+    ///   inside (1 to 30), the domain a host name;
     /// - log: up to 50 letters, digits, `_`, `.`, `-` or `@`.
     pub fn normalize_handle(self, handle: &str) -> Option<String> {
         let h = handle.trim();
@@ -135,8 +135,15 @@ impl Channel {
         };
         let valid = match self {
             Channel::X => word(&h, 15),
+            // Mastodon: letters, digits and `_`, with `.` or `-` inside (`jean-luc`, `a.b`).
             Channel::Mastodon => h.split_once('@').is_some_and(|(user, domain)| {
-                word(user, 30)
+                !user.is_empty()
+                    && user.chars().count() <= 30
+                    && user
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                    && !user.starts_with(['.', '-'])
+                    && !user.ends_with(['.', '-'])
                     && domain.len() <= 253
                     && domain.contains('.')
                     && domain.split('.').all(|label| {
@@ -214,7 +221,17 @@ mod tests {
         );
         assert_eq!(m("ana"), None);
         assert_eq!(m("ana@localhost"), None);
-        assert_eq!(m("a-na@mastodon.social"), None);
+        // Mastodon allows `.` and `-` inside a user part, not at its ends.
+        assert_eq!(
+            m("jean-luc@mastodon.social").as_deref(),
+            Some("jean-luc@mastodon.social")
+        );
+        assert_eq!(
+            m("a.b@mastodon.social").as_deref(),
+            Some("a.b@mastodon.social")
+        );
+        assert_eq!(m("-ana@mastodon.social"), None);
+        assert_eq!(m("ana.@mastodon.social"), None);
         assert_eq!(m("ana@-bad.social"), None);
         assert_eq!(
             Channel::Log.normalize_handle("@Some.One").as_deref(),

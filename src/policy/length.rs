@@ -709,9 +709,17 @@ pub(crate) fn mastodon_units(m: &Measured) -> Vec<(usize, usize)> {
         if let Some(&&(s, e)) = urls.peek() {
             if s == i {
                 urls.next();
-                units.push((i, URL_WEIGHT));
-                i = e;
-                continue;
+                // Mastodon weighs only links with a scheme as 23; a bare `example.com/…`
+                // counts its characters.
+                let head = chars[s..e.min(s + 8)]
+                    .iter()
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                if head.starts_with("http://") || head.starts_with("https://") {
+                    units.push((i, URL_WEIGHT));
+                    i = e;
+                    continue;
+                }
             }
         }
         if let Some((len, user)) = mention_at(chars, i) {
@@ -757,7 +765,8 @@ fn mention_at(chars: &[char], i: usize) -> Option<(usize, usize)> {
         while k > j + 1 && !word(chars[k - 1]) {
             k -= 1;
         }
-        if k > j + 1 {
+        // Mastodon's domain part has at least two characters.
+        if k > j + 2 {
             end = k;
         }
     }
@@ -857,6 +866,11 @@ mod tests {
             mastodon("mail a@b.example"),
             5 + 11,
             "an address is not a mention"
+        );
+        assert_eq!(
+            mastodon("see example.com/a/very/long/path"),
+            4 + 28,
+            "a link without a scheme counts its characters"
         );
         // One grapheme each: a family emoji (7 code points), e + combining acute.
         assert_eq!(mastodon("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}"), 1);

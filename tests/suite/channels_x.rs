@@ -456,7 +456,10 @@ fn a_kill_between_xs_answer_and_the_commit_ends_with_one_post_and_no_secret_show
     let settings = settings(&fake);
     let mut envs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // As much logging as there is: no secret may be in any of it.
-    envs.push(("RUST_LOG", "trace"));
+    envs.push((
+        "RUST_LOG",
+        "trace,ureq=trace,ureq::unversioned=trace,ureq_proto=trace",
+    ));
     for args in [
         &["ana", "--role", "agent"][..],
         &["rui", "--role", "reviewer"][..],

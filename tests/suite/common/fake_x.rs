@@ -24,6 +24,8 @@ pub struct FakeTweet {
     pub text: String,
     pub in_reply_to: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// What X puts in front of a reply's text: `@author ` of the post it answers.
+    pub reply_prefix: String,
 }
 
 /// What the next `POST /2/tweets` does instead of its usual answer.
@@ -154,6 +156,7 @@ impl FakeX {
             text: text.into(),
             in_reply_to: None,
             created_at: Utc::now(),
+            reply_prefix: String::new(),
         });
         id
     }
@@ -168,7 +171,7 @@ impl FakeX {
 }
 
 fn tweet_json(t: &FakeTweet, fields: &str) -> Value {
-    let (text, entities) = as_x_returns(&t.text);
+    let (text, entities) = as_x_returns(&format!("{}{}", t.reply_prefix, t.text));
     let mut v = json!({"id": t.id, "text": text});
     let fields: HashSet<&str> = fields.split(',').collect();
     if fields.contains("author_id") {
@@ -341,6 +344,15 @@ fn create(s: &mut XState, r: &Request) -> Reply {
             ));
         }
     }
+    // X writes the answered author's handle in front of a reply, unless the text starts
+    // with it already.
+    let reply_prefix = in_reply_to
+        .as_ref()
+        .and_then(|to| s.tweets.iter().find(|t| &t.id == to))
+        .and_then(|t| s.users.get(&t.author_id))
+        .map(|name| format!("@{name} "))
+        .filter(|p| !text.starts_with(p.as_str()))
+        .unwrap_or_default();
     let id = s.next_id();
     s.tweets.push(FakeTweet {
         id: id.clone(),
@@ -348,8 +360,9 @@ fn create(s: &mut XState, r: &Request) -> Reply {
         text: text.clone(),
         in_reply_to,
         created_at: Utc::now(),
+        reply_prefix: reply_prefix.clone(),
     });
-    let (shown, _) = as_x_returns(&text);
+    let (shown, _) = as_x_returns(&format!("{reply_prefix}{text}"));
     let created = Reply::json(201, json!({"data": {"id": id, "text": shown}}));
     match fault {
         Some(Fault::HangUpAfterCreate) => return Reply::HangUp,
