@@ -328,7 +328,7 @@ impl Settings {
             })?;
             let parsed: FileSettings = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: path.into(),
-                message: e.to_string(),
+                message: parse_message(&text, &e),
             })?;
             let origin = format!("in {}", path.display());
             if let Some(h) = &parsed.hours {
@@ -795,6 +795,26 @@ impl Settings {
     }
 }
 
+/// A settings file's TOML error as "line L, column C: what", without the quoted line that
+/// `toml`'s own message shows: that line may hold a token or a password.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let what = e.message().trim();
+    let what = if what.is_empty() {
+        "not valid TOML"
+    } else {
+        what
+    };
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {what}")
+        }
+        None => what.to_string(),
+    }
+}
+
 /// Whether `address` looks like a deliverable e-mail address (`local@domain.tld`, no
 /// spaces or angle brackets: one address, not a list or a display name).
 pub fn is_mail_address(address: &str) -> bool {
@@ -993,5 +1013,21 @@ mod tests {
         std::fs::write(&file, "databse_url = \"sqlite://x.db\"\n").unwrap();
         let e = Settings::from_sources(Some(&file), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("databse_url"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_settings_file_is_named_by_line_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("countersign.toml");
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:8080\"\nx_access_token = \"hunter11-secret\n",
+        )
+        .unwrap();
+        let e = Settings::from_sources(Some(&file), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(!e.contains("hunter11"), "{e}");
     }
 }
