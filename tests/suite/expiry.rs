@@ -10,6 +10,7 @@ use serde_json::Value;
 on_both_backends!(
     an_approval_not_posted_in_time_goes_back_to_review,
     a_post_a_worker_holds_is_not_expired_under_it,
+    an_expired_approval_the_new_policies_block_goes_to_its_author,
 );
 
 struct Desk {
@@ -123,4 +124,43 @@ fn a_post_a_worker_holds_is_not_expired_under_it(b: Backend) {
     app.advance(Duration::hours(6));
     assert_eq!(countersign::app::expiry::sweep(&app.ctx).unwrap(), 1);
     assert_eq!(state(&app, &d)["state"], "pending_review");
+}
+
+fn an_expired_approval_the_new_policies_block_goes_to_its_author(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    crate::policies_reload::copy_policies(&policies);
+    let Some(app) =
+        TestApp::spawn_without_workers(b, &[("COUNTERSIGN_POLICIES", policies.to_str().unwrap())])
+    else {
+        return;
+    };
+    let d = approved(&app);
+    // Compliance forbids the word between approval and expiry.
+    std::fs::write(
+        policies.join("zz-parcel.toml"),
+        r#"[[rule]]
+id = "words.no_on_its_way"
+kind = "terms"
+category = "promise"
+severity = "block"
+terms = ["on its way"]
+message = "Do not say it is on its way before the courier confirms"
+examples.match = ["It is on its way."]
+"#,
+    )
+    .unwrap();
+    let admin = app.user("root", &[Role::Admin]);
+    let r = app.post_empty("/api/v1/policies/reload", Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.advance(Duration::hours(25));
+    assert_eq!(countersign::app::expiry::sweep(&app.ctx).unwrap(), 1);
+    let v = state(&app, &d);
+    assert_eq!(v["state"], "changes_requested", "{v}");
+    let data = &app.entries_of("review.expired")[0]["data"];
+    assert_eq!(data["state"], "changes_requested");
+    assert_eq!(data["check"]["verdict"], "block");
+    assert_eq!(data["check"]["findings"][0]["rule"], "words.no_on_its_way");
+    app.run_jobs();
+    assert!(app.posted_lines().is_empty());
 }
