@@ -35,8 +35,14 @@ pub fn submitted_text_sha256(conn: &mut DbConn, draft_id: DraftId) -> Result<Opt
     )
 }
 
-fn check(ctx: &Context, text: &str, rule: LengthRule) -> CheckReport {
-    ctx.policies.current().check_for(text, rule)
+/// Checks `text` as a reply to `inbound`: under its channel's length rule, and on Mastodon
+/// with the customer's own `@user@domain` allowed (it is how a reply names them there).
+pub fn check_reply(ctx: &Context, text: &str, inbound: &InboundRow) -> CheckReport {
+    let mention = (inbound.channel == crate::domain::inbound::Channel::Mastodon.as_str())
+        .then_some(inbound.author_handle.as_str());
+    ctx.policies
+        .current()
+        .check_reply(text, length_rule(inbound), mention)
 }
 
 /// The length rule a reply to `inbound` is checked under (its channel's; X's for a stored
@@ -48,12 +54,28 @@ pub fn length_rule(inbound: &InboundRow) -> LengthRule {
         .map_or(LengthRule::X, LengthRule::from)
 }
 
-/// The length rule of the message that draft `id` answers.
-fn length_rule_of_draft(conn: &mut DbConn, id: DraftId) -> Result<LengthRule> {
+/// The message that draft `id` answers.
+fn inbound_of_draft(conn: &mut DbConn, id: DraftId) -> Result<InboundRow> {
     let d = load(conn, id)?;
-    let inbound = db::inbound::by_id(conn, d.inbound_id)?
-        .ok_or_else(|| Error::not_found("inbound message", d.inbound_id))?;
-    Ok(length_rule(&inbound))
+    db::inbound::by_id(conn, d.inbound_id)?
+        .ok_or_else(|| Error::not_found("inbound message", d.inbound_id))
+}
+
+/// Mastodon, unlike X, does not put the customer's handle in front of a reply, and the
+/// reply goes out exactly as approved: one that does not mention its customer would reach
+/// nobody (a direct one) or reach them unnoticed. Errors: 400 naming the handle.
+fn refuse_unaddressed_mastodon_reply(text: &str, inbound: &InboundRow) -> Result<()> {
+    if inbound.channel != crate::domain::inbound::Channel::Mastodon.as_str() {
+        return Ok(());
+    }
+    let handle = format!("@{}", inbound.author_handle);
+    if text.to_lowercase().contains(&handle) {
+        return Ok(());
+    }
+    Err(Error::BadRequest(format!(
+        "a reply on Mastodon must mention its customer: write {handle} in it (Mastodon does \
+         not add it, and the reply is posted exactly as approved)"
+    )))
 }
 
 fn load(conn: &mut DbConn, id: DraftId) -> Result<DraftRow> {
@@ -108,10 +130,9 @@ pub fn create(
     caller.require(Permission::WriteDrafts)?;
     validate_text(text)?;
     // The channel of a message never changes: read outside the write.
-    let rule = db::inbound::by_id(conn, inbound_id)?
-        .ok_or_else(|| Error::not_found("inbound message", inbound_id))
-        .map(|m| length_rule(&m))?;
-    let report = check(ctx, text, rule);
+    let message = db::inbound::by_id(conn, inbound_id)?
+        .ok_or_else(|| Error::not_found("inbound message", inbound_id))?;
+    let report = check_reply(ctx, text, &message);
     let id = DraftId::new();
     write_tx(conn, |conn| {
         let inbound = db::inbound::by_id(conn, inbound_id)?
@@ -247,7 +268,7 @@ pub fn revise(
 ) -> Result<DraftView> {
     caller.require(Permission::WriteDrafts)?;
     validate_text(text)?;
-    let report = check(ctx, text, length_rule_of_draft(conn, id)?);
+    let report = check_reply(ctx, text, &inbound_of_draft(conn, id)?);
     write_tx(conn, |conn| {
         let mut d = load(conn, id)?;
         require_author(&d, caller)?;
@@ -287,10 +308,12 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Submit)?;
         refuse_if_answer_on_its_way(conn, d.inbound_id, Some(d.id))?;
-        let report = check(ctx, &d.text, length_rule_of_draft(conn, d.id)?);
+        let message = inbound_of_draft(conn, d.id)?;
+        let report = check_reply(ctx, &d.text, &message);
         if report.verdict == Verdict::Block {
             return Err(Error::Blocked(Box::new(report)));
         }
+        refuse_unaddressed_mastodon_reply(&d.text, &message)?;
         d.state = state;
         d.check_report = report_json(&report)?;
         d.approvals_needed = approvals_needed(report.verdict) as i32;
@@ -387,7 +410,7 @@ pub fn review(
                     ));
                 }
                 refuse_if_answer_on_its_way(conn, d.inbound_id, Some(d.id))?;
-                let report = check(ctx, &d.text, length_rule_of_draft(conn, d.id)?);
+                let report = check_reply(ctx, &d.text, &inbound_of_draft(conn, d.id)?);
                 if report.verdict == Verdict::Block {
                     return Err(Error::Blocked(Box::new(report)));
                 }

@@ -4,7 +4,7 @@
 //! in force, and `review.expired` recorded; the reviewers are told it waits again. A post
 //! job that a worker holds at that moment is left to finish: expiry never races a post.
 
-use super::drafts::length_rule;
+use super::drafts::check_reply;
 use super::notify;
 use super::views::rfc3339;
 use super::Context;
@@ -44,10 +44,7 @@ pub fn sweep(ctx: &Context) -> Result<usize> {
             }
             let inbound = db::inbound::by_id(conn, d.inbound_id)?
                 .ok_or_else(|| Error::not_found("inbound message", d.inbound_id))?;
-            let report = ctx
-                .policies
-                .current()
-                .check_for(&d.text, length_rule(&inbound));
+            let report = check_reply(ctx, &d.text, &inbound);
             let event = if report.verdict == Verdict::Block {
                 DraftEvent::ExpireBlocked
             } else {

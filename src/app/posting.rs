@@ -331,10 +331,7 @@ fn prepare(ctx: &Context, conn: &mut DbConn, draft_id: DraftId) -> Result<Prepar
             check: None,
         }));
     }
-    let report = ctx
-        .policies
-        .current()
-        .check_for(&draft.text, super::drafts::length_rule(&inbound));
+    let report = super::drafts::check_reply(ctx, &draft.text, &inbound);
     if report.verdict == Verdict::Block {
         return Ok(Prepared::Skip(Posting::Refused {
             revision: draft.revision,

@@ -591,7 +591,15 @@ impl Engine {
 
     /// Runs every rule on `text` (the length rules of `length_rule` only): its length by
     /// that rule's count, and the findings sorted by start.
-    pub fn check(&self, text: &str, length_rule: LengthRule) -> (usize, Vec<Finding>) {
+    ///
+    /// `mentions` are the fediverse handles (`user@domain`, lower case) the reply may
+    /// mention as `@user@domain`: the customer's own, which is not an e-mail address.
+    pub fn check(
+        &self,
+        text: &str,
+        length_rule: LengthRule,
+        mentions: &[String],
+    ) -> (usize, Vec<Finding>) {
         let measured = length::measure(text);
         let counted = match length_rule {
             LengthRule::X => None,
@@ -712,7 +720,14 @@ impl Engine {
                         ),
                         DetectorKind::Iban if has_digit => detectors::ibans(&self.detectors, t),
                         DetectorKind::Email if maybe_email => {
-                            detectors::emails(&self.detectors, t, org)
+                            let mut hits = detectors::emails(&self.detectors, t, org);
+                            hits.retain(|&(s, e)| {
+                                !(t[..s].ends_with('@')
+                                    && mentions
+                                        .iter()
+                                        .any(|m| detectors::canonical_email(&t[s..e]) == *m))
+                            });
+                            hits
                         }
                         DetectorKind::Phone if has_digit => detectors::phones(
                             &self.detectors,

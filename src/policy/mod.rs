@@ -79,7 +79,7 @@ impl PolicySet {
             Engine::compile(&sources, defs).map_err(|errors| PolicyLoadError { errors })?;
         for ex in &examples {
             let src = &sources[ex.file];
-            let (_, findings) = engine.check(&ex.text, ex.length_rule);
+            let (_, findings) = engine.check(&ex.text, ex.length_rule, &[]);
             match ex.rule {
                 Some(ri) => {
                     let rule = &engine.rules[ri];
@@ -131,7 +131,20 @@ impl PolicySet {
 
     /// Checks one draft under `length_rule` (its channel's). The report's `id` is `None`.
     pub fn check_for(&self, text: &str, length_rule: LengthRule) -> CheckReport {
-        let (weighted, findings) = self.engine.check(text, length_rule);
+        self.check_reply(text, length_rule, None)
+    }
+
+    /// Checks a reply under `length_rule`, with `mention` (the customer's fediverse handle,
+    /// `user@domain`) allowed as `@user@domain`: on Mastodon a reply names its customer so,
+    /// and that is not an e-mail address. Any other address is still reported.
+    pub fn check_reply(
+        &self,
+        text: &str,
+        length_rule: LengthRule,
+        mention: Option<&str>,
+    ) -> CheckReport {
+        let mentions: Vec<String> = mention.map(|m| m.to_lowercase()).into_iter().collect();
+        let (weighted, findings) = self.engine.check(text, length_rule, &mentions);
         let verdict = findings
             .iter()
             .map(|f| f.severity.verdict())

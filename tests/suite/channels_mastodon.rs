@@ -86,11 +86,41 @@ fn a_reply_keeps_the_mentions_visibility_and_waits_out_a_rate_limit(b: Backend) 
     );
     assert_eq!(poll(&app), 1);
     let m = message(&app, &d, &status);
+    // Mastodon adds no mention to a reply: without one a direct reply reaches nobody.
+    let unaddressed = app.draft(&d.agent, m["id"].as_str().unwrap(), "We are sorry!");
+    let r = app.post_empty(
+        &format!("/api/v1/drafts/{unaddressed}/submit"),
+        Some(&d.agent),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("@jane@social.example"),
+        "{}",
+        r.text
+    );
+    // The customer's own handle is not an e-mail address; any other address still is.
+    let leaky = app.draft(
+        &d.agent,
+        m["id"].as_str().unwrap(),
+        "@jane@social.example write to @bob@social.example or jane.doe@gmail.com",
+    );
+    let r = app.post_empty(&format!("/api/v1/drafts/{leaky}/submit"), Some(&d.agent));
+    assert_eq!(r.status, 422, "{}", r.text);
+    let flagged = r.body["check"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["category"] == "pii.email")
+        .count();
+    assert_eq!(flagged, 2, "bob's handle and jane's address: {}", r.text);
     let draft = approve(
         &app,
         &d,
         m["id"].as_str().unwrap(),
-        "We are sorry! Please check your DMs.",
+        "@jane@social.example We are sorry! Please check your DMs.",
     );
     fake.fault(Fault::RateLimited(45));
     assert_eq!(app.run_jobs(), 1);
@@ -106,7 +136,7 @@ fn a_reply_keeps_the_mentions_visibility_and_waits_out_a_rate_limit(b: Backend) 
     );
     assert_eq!(
         replies[0].content,
-        "<p>We are sorry! Please check your DMs.</p>"
+        "<p>@jane@social.example We are sorry! Please check your DMs.</p>"
     );
     let v = state_of(&app, &d, &draft);
     assert_eq!(v["state"], "posted", "{v}");
@@ -130,7 +160,12 @@ fn a_retry_after_the_idempotency_window_finds_the_reply_already_made(b: Backend)
     );
     assert_eq!(poll(&app), 1);
     let m = message(&app, &d, &status);
-    let draft = approve(&app, &d, m["id"].as_str().unwrap(), "On it, thanks.");
+    let draft = approve(
+        &app,
+        &d,
+        m["id"].as_str().unwrap(),
+        "@jane@social.example On it, thanks.",
+    );
     fake.fault(Fault::HangUpAfterCreate);
     assert_eq!(app.run_jobs(), 1);
     assert_eq!(
@@ -161,7 +196,12 @@ fn a_reply_to_a_deleted_post_fails_for_good(b: Backend) {
     );
     assert_eq!(poll(&app), 1);
     let m = message(&app, &d, &status);
-    let draft = approve(&app, &d, m["id"].as_str().unwrap(), "On it, thanks.");
+    let draft = approve(
+        &app,
+        &d,
+        m["id"].as_str().unwrap(),
+        "@jane@social.example On it, thanks.",
+    );
     fake.delete(&status);
     assert_eq!(app.run_jobs(), 1);
     let v = state_of(&app, &d, &draft);
@@ -299,7 +339,11 @@ fn a_draft_is_checked_under_its_messages_channel(b: Backend) {
         .as_str()
         .unwrap()
         .to_string();
-    let draft = app.draft(&d.agent, &on_mastodon, &long);
+    let draft = app.draft(
+        &d.agent,
+        &on_mastodon,
+        &format!("@jane@social.example {long}"),
+    );
     let r = app.post_empty(&format!("/api/v1/drafts/{draft}/submit"), Some(&d.agent));
     assert_eq!(
         r.status, 200,
