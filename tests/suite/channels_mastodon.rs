@@ -69,6 +69,25 @@ fn approve(app: &TestApp, d: &Desk, inbound: &str, text: &str) -> String {
     draft
 }
 
+/// Jane's public mention, polled in, answered and approved: (her status id, the draft).
+fn janes_public_mention_answered(app: &TestApp, fake: &FakeMastodon, d: &Desk) -> (String, String) {
+    let status = fake.mention(
+        "42",
+        "jane@social.example",
+        "<p>@examplecare help</p>",
+        "public",
+    );
+    assert_eq!(poll(app), 1);
+    let m = message(app, d, &status);
+    let draft = approve(
+        app,
+        d,
+        m["id"].as_str().unwrap(),
+        "@jane@social.example On it, thanks.",
+    );
+    (status, draft)
+}
+
 fn state_of(app: &TestApp, d: &Desk, draft: &str) -> Value {
     app.get(&format!("/api/v1/drafts/{draft}"), Some(&d.agent))
         .body
@@ -152,20 +171,7 @@ fn a_retry_after_the_idempotency_window_finds_the_reply_already_made(b: Backend)
     let fake = FakeMastodon::start();
     let Some(app) = app(b, &fake) else { return };
     let d = desk(&app);
-    let status = fake.mention(
-        "42",
-        "jane@social.example",
-        "<p>@examplecare help</p>",
-        "public",
-    );
-    assert_eq!(poll(&app), 1);
-    let m = message(&app, &d, &status);
-    let draft = approve(
-        &app,
-        &d,
-        m["id"].as_str().unwrap(),
-        "@jane@social.example On it, thanks.",
-    );
+    let (status, draft) = janes_public_mention_answered(&app, &fake, &d);
     fake.fault(Fault::HangUpAfterCreate);
     assert_eq!(app.run_jobs(), 1);
     assert_eq!(
@@ -188,20 +194,7 @@ fn a_reply_to_a_deleted_post_fails_for_good(b: Backend) {
     let fake = FakeMastodon::start();
     let Some(app) = app(b, &fake) else { return };
     let d = desk(&app);
-    let status = fake.mention(
-        "42",
-        "jane@social.example",
-        "<p>@examplecare help</p>",
-        "public",
-    );
-    assert_eq!(poll(&app), 1);
-    let m = message(&app, &d, &status);
-    let draft = approve(
-        &app,
-        &d,
-        m["id"].as_str().unwrap(),
-        "@jane@social.example On it, thanks.",
-    );
+    let (status, draft) = janes_public_mention_answered(&app, &fake, &d);
     fake.delete(&status);
     assert_eq!(app.run_jobs(), 1);
     let v = state_of(&app, &d, &draft);

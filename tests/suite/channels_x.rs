@@ -145,24 +145,9 @@ fn an_exhausted_window_is_not_called_before_its_reset(b: Backend) {
     assert_eq!(fake.replies_to(&post1).len(), 1);
     // X said no request is left until the reset: the next reply waits without asking.
     let (post2, draft2) = approved(&app, &fake, &d, 2, "Second of two answers.");
-    let posts_before = fake
-        .state
-        .lock()
-        .unwrap()
-        .requests
-        .iter()
-        .filter(|(m, p)| m == "POST" && p == "/2/tweets")
-        .count();
+    let posts_before = fake.post_calls();
     assert_eq!(app.run_jobs(), 1);
-    let posts_after = fake
-        .state
-        .lock()
-        .unwrap()
-        .requests
-        .iter()
-        .filter(|(m, p)| m == "POST" && p == "/2/tweets")
-        .count();
-    assert_eq!(posts_after, posts_before, "X was not called");
+    assert_eq!(fake.post_calls(), posts_before, "X was not called");
     assert_eq!(draft_view(&app, &d, &draft2)["state"], "approved");
     app.advance(Duration::seconds(90));
     assert_eq!(app.run_jobs(), 1);
@@ -246,14 +231,8 @@ fn a_dropped_connection_after_the_post_ends_with_one_post(b: Backend) {
     assert_eq!(app.run_jobs(), 1);
     let replies = fake.replies_to(&post);
     assert_eq!(replies.len(), 1, "not posted a second time");
-    let posts = |s: &fake_x::XState| {
-        s.requests
-            .iter()
-            .filter(|(m, p)| m == "POST" && p == "/2/tweets")
-            .count()
-    };
     assert_eq!(
-        posts(&fake.state.lock().unwrap()),
+        fake.post_calls(),
         1,
         "the retry looked first and did not even try to post again"
     );

@@ -168,6 +168,17 @@ impl FakeX {
     pub fn replies_to(&self, post: &str) -> Vec<FakeTweet> {
         self.state.lock().unwrap().replies_to(post)
     }
+
+    /// How many times `POST /2/tweets` was called.
+    pub fn post_calls(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|(m, p)| m == "POST" && p == "/2/tweets")
+            .count()
+    }
 }
 
 fn tweet_json(t: &FakeTweet, fields: &str) -> Value {
