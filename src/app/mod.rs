@@ -19,6 +19,7 @@ pub mod mail;
 pub mod notify;
 pub mod passwords;
 pub mod policies;
+pub mod post_log;
 pub mod posting;
 pub mod user_admin;
 pub mod users;

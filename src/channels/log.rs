@@ -7,16 +7,21 @@
 //! post. This holds across instances only if they all append to the same file, so the
 //! file's identity (machine, device, inode) is recorded in the database at its first use;
 //! an instance whose file is another one does not post on this channel (its worker leaves
-//! those jobs to an instance that has the file) and says so at start.
+//! those jobs to an instance that has the file) and says so. Every instance reads the
+//! recorded identity again before it looks for work and before each post, so moving the
+//! log to another file (`countersign post-log adopt`, [`crate::app::post_log`]) takes effect
+//! on running instances without a restart.
 
 use super::{Channel, ChannelError, Network, OutgoingReply, PostReceipt};
 use crate::app::clock::Clock;
 use crate::db::Db;
+use crate::domain::ids::DraftId;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Where the file's identity is kept in `channel_state`.
@@ -26,8 +31,13 @@ pub struct LogChannel {
     path: PathBuf,
     /// One writer at a time within this process, so lines never interleave.
     lock: Mutex<()>,
-    /// Whether `path` is the file the database records for this channel.
-    recorded: bool,
+    /// This instance's file.
+    mine: FileIdentity,
+    /// Where the channel's file is recorded; `None`: not checked (tools and tests).
+    db: Option<Db>,
+    /// Whether `path` was the recorded file when last looked at, so that a change is logged
+    /// once rather than at every look.
+    recorded: AtomicBool,
     clock: Clock,
 }
 
@@ -43,12 +53,12 @@ pub struct LoggedPost {
 
 /// What identifies the post log across instances.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-struct FileIdentity {
-    machine: String,
+pub struct FileIdentity {
+    pub machine: String,
     device: u64,
     inode: u64,
     /// For messages only: the same file may be reached by other paths.
-    path: String,
+    pub path: String,
 }
 
 impl FileIdentity {
@@ -56,6 +66,33 @@ impl FileIdentity {
         (&self.machine, self.device, self.inode) == (&other.machine, other.device, other.inode)
     }
 }
+
+/// The identity of the file the database records as the log channel's, if any.
+///
+/// Errors: the database cannot be read; the stored value is not an identity.
+pub fn recorded_identity(conn: &mut crate::db::DbConn) -> Result<Option<FileIdentity>> {
+    crate::db::channels::get(conn, Network::Log.as_str(), STATE_KEY)?
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| Error::Internal(format!("the recorded post log identity: {e}")))
+        })
+        .transpose()
+}
+
+/// Records `identity` as the log channel's file, replacing the one recorded.
+pub fn record_identity(
+    conn: &mut crate::db::DbConn,
+    identity: &FileIdentity,
+    now: chrono::NaiveDateTime,
+) -> Result<()> {
+    let text = serde_json::to_string(identity)?;
+    crate::db::channels::put(conn, Network::Log.as_str(), STATE_KEY, &text, now)
+}
+
+const NOT_RECORDED: &str = "this instance's post log is not the file this database's log \
+    channel posts to: it will not post replies on the log channel (an instance with that file \
+    will). Point COUNTERSIGN_POST_LOG at the recorded file, on a disk every instance shares, \
+    or, if the file has moved for good, run `countersign post-log adopt` with the new one";
 
 /// This machine's id (systemd's machine-id, else the host name).
 fn machine_id() -> String {
@@ -75,7 +112,14 @@ fn machine_id() -> String {
 }
 
 /// Creates the file (and its folder) if missing, and reads its identity.
-fn identify(path: &Path) -> std::io::Result<FileIdentity> {
+///
+/// Errors: [`Error::Unavailable`] when the file cannot be created or read.
+fn identify(path: &Path) -> Result<FileIdentity> {
+    identify_io(path)
+        .map_err(|e| Error::Unavailable(format!("the post log {}: {e}", path.display())))
+}
+
+fn identify_io(path: &Path) -> std::io::Result<FileIdentity> {
     use std::os::unix::fs::MetadataExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -98,8 +142,7 @@ impl LogChannel {
     ///
     /// Errors: the file cannot be created or read; the database cannot be reached.
     pub fn open(path: PathBuf, db: &Db, clock: &Clock) -> Result<LogChannel> {
-        let mine = identify(&path)
-            .map_err(|e| Error::Unavailable(format!("the post log {}: {e}", path.display())))?;
+        let mine = identify(&path)?;
         let text = serde_json::to_string(&mine)?;
         let now = clock.now().naive_utc();
         let stored = crate::db::channels::insert_if_absent(
@@ -113,37 +156,72 @@ impl LogChannel {
             .map_err(|e| Error::Internal(format!("the recorded post log identity: {e}")))?;
         let same = recorded.same_file(&mine);
         if !same {
-            tracing::error!(
-                post_log = %mine.path,
-                recorded = %recorded.path,
-                recorded_machine = %recorded.machine,
-                "this instance's post log is not the file this database's log channel posts to: \
-                 it will not post replies on the log channel (another instance with that file \
-                 will). Point COUNTERSIGN_POST_LOG at the recorded file, on a disk every \
-                 instance shares, so that a reply is never logged twice"
-            );
+            tracing::error!(post_log = %mine.path, recorded = %recorded.path,
+                recorded_machine = %recorded.machine, "{NOT_RECORDED}");
         }
         Ok(LogChannel {
             path,
             lock: Mutex::new(()),
-            recorded: same,
+            mine,
+            db: Some(db.clone()),
+            recorded: AtomicBool::new(same),
             clock: clock.clone(),
         })
     }
 
     /// A log channel on `path` that is not checked against a database (tools and tests).
-    pub fn unrecorded(path: PathBuf) -> LogChannel {
-        LogChannel {
+    ///
+    /// Errors: the file cannot be created or read.
+    pub fn unrecorded(path: PathBuf) -> Result<LogChannel> {
+        Ok(LogChannel {
+            mine: identify(&path)?,
             path,
             lock: Mutex::new(()),
-            recorded: true,
+            db: None,
+            recorded: AtomicBool::new(true),
             clock: Clock::system(),
-        }
+        })
     }
 
-    /// Whether this instance's file is the one the database records.
-    pub fn is_recorded_file(&self) -> bool {
-        self.recorded
+    /// Whether this instance's file is, now, the one the database records. Reads the
+    /// database; fails closed (`false`) when it cannot. Logs a change once.
+    fn is_recorded_file(&self) -> bool {
+        let Some(db) = &self.db else { return true };
+        let now = match db.conn().and_then(|mut c| recorded_identity(&mut c)) {
+            Ok(Some(recorded)) => recorded.same_file(&self.mine),
+            // Never recorded (the row was removed by hand): record ours, as at a first start.
+            Ok(None) => db
+                .conn()
+                .and_then(|mut c| record_identity(&mut c, &self.mine, self.clock.now().naive_utc()))
+                .is_ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the log channel's recorded file");
+                return false;
+            }
+        };
+        let before = self.recorded.swap(now, Ordering::Relaxed);
+        match (before, now) {
+            (true, false) => tracing::error!(post_log = %self.mine.path, "{NOT_RECORDED}"),
+            (false, true) => tracing::info!(post_log = %self.mine.path,
+                "this instance's post log is now the log channel's file: it posts log replies"),
+            _ => {}
+        }
+        now
+    }
+
+    /// The post already logged for this draft in this instance's file, if any.
+    ///
+    /// Errors: the file cannot be read.
+    pub fn holds(
+        &self,
+        draft_id: DraftId,
+    ) -> std::result::Result<Option<LoggedPost>, ChannelError> {
+        self.find(&draft_id.to_string())
+    }
+
+    /// This instance's file.
+    pub fn identity(&self) -> &FileIdentity {
+        &self.mine
     }
 
     /// The post already logged for this draft, if any (read on retries only).
@@ -176,8 +254,13 @@ impl Channel for LogChannel {
         Network::Log
     }
 
+    fn available(&self) -> bool {
+        self.is_recorded_file()
+    }
+
     fn post(&self, reply: &OutgoingReply) -> std::result::Result<PostReceipt, ChannelError> {
-        if !self.recorded {
+        // Read again right before writing: the file may have been moved since the claim.
+        if !self.is_recorded_file() {
             // The worker does not lease these jobs; this is the guard behind that.
             return Err(ChannelError::Temporary(format!(
                 "{} is not the post log this database records",
@@ -228,7 +311,7 @@ impl Channel for LogChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::{DraftId, JobId};
+    use crate::domain::ids::JobId;
 
     fn reply(draft: DraftId, retry: bool) -> OutgoingReply {
         OutgoingReply {
@@ -246,7 +329,7 @@ mod tests {
     fn a_retry_returns_the_post_already_made() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/posted.jsonl");
-        let ch = LogChannel::unrecorded(path.clone());
+        let ch = LogChannel::unrecorded(path.clone()).unwrap();
         let (d1, d2) = (DraftId::new(), DraftId::new());
         let first = ch.post(&reply(d1, false)).unwrap();
         let again = ch.post(&reply(d1, true)).unwrap();

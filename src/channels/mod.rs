@@ -77,6 +77,13 @@ pub trait Channel: Send + Sync {
     /// the post an earlier attempt already made for it. Blocking (it runs on the worker's
     /// blocking thread); bounded by the channel's own timeouts.
     fn post(&self, reply: &OutgoingReply) -> std::result::Result<PostReceipt, ChannelError>;
+
+    /// Whether this instance may post on the channel now. A worker leaves the replies of a
+    /// channel that is not available to another instance, for which it is. Asked before
+    /// every look for work, so it must be cheap (one small read at most).
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 /// A customer's post as a network hands it over, to become an inbound message.
@@ -121,8 +128,6 @@ pub struct Batch {
 #[derive(Clone)]
 pub struct Channels {
     log: Arc<dyn Channel>,
-    /// Whether the log channel may post here (its file is the one the database records).
-    log_usable: bool,
     networks: Vec<Arc<dyn Channel>>,
     ingest: Vec<Arc<dyn Ingest>>,
 }
@@ -141,9 +146,7 @@ impl Channels {
     /// be built.
     pub fn from_settings(settings: &Settings, db: &Db, clock: &Clock) -> Result<Channels> {
         let log = log::LogChannel::open(settings.post_log.clone(), db, clock)?;
-        let log_usable = log.is_recorded_file();
         let mut channels = Channels::new(Arc::new(log), Vec::new());
-        channels.log_usable = log_usable;
         if let Some(x) = x::XChannel::from_settings(settings, db, clock)? {
             let x = Arc::new(x);
             channels.networks.push(x.clone());
@@ -161,7 +164,6 @@ impl Channels {
     pub fn new(log: Arc<dyn Channel>, networks: Vec<Arc<dyn Channel>>) -> Channels {
         Channels {
             log,
-            log_usable: true,
             networks,
             ingest: Vec::new(),
         }
@@ -184,16 +186,35 @@ impl Channels {
         ))
     }
 
-    /// The networks whose replies this instance must leave to others: those that go to
-    /// the log channel when this instance's post log is not the one the database records.
+    /// The networks whose replies this instance must leave to others now: those whose
+    /// channel is not [`Channel::available`] here (the log channel's, when this instance's
+    /// post log is not the file the database records).
     pub fn unavailable(&self) -> Vec<&'static str> {
-        if self.log_usable {
-            return Vec::new();
-        }
+        let mut asked: Vec<(Network, bool)> = Vec::new();
+        Network::ALL
+            .into_iter()
+            .filter(|n| match self.route(*n) {
+                Route::Post(c) => {
+                    // Ask each channel once, however many networks it stands in for.
+                    let known = asked.iter().find(|(net, _)| *net == c.network());
+                    let up = known.map_or_else(|| c.available(), |(_, up)| *up);
+                    if known.is_none() {
+                        asked.push((c.network(), up));
+                    }
+                    !up
+                }
+                Route::NoAccount(_) => false,
+            })
+            .map(Network::as_str)
+            .collect()
+    }
+
+    /// The networks whose replies go to the log channel on this instance: `log`, and every
+    /// network when none has an account.
+    pub fn routed_to_log(&self) -> Vec<Network> {
         Network::ALL
             .into_iter()
             .filter(|n| matches!(self.route(*n), Route::Post(c) if c.network() == Network::Log))
-            .map(Network::as_str)
             .collect()
     }
 

@@ -59,6 +59,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The `log` channel's file (COUNTERSIGN_POST_LOG).
+    #[command(subcommand)]
+    PostLog(PostLogCommand),
     /// Replay real customer posts and the replies really posted to them through a running
     /// server, over HTTP, as a client would (see docs/real-replay.md).
     Replay(crate::replay::ReplayArgs),
@@ -82,6 +85,13 @@ pub enum UserCommand {
         /// The new name.
         to: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PostLogCommand {
+    /// Make this COUNTERSIGN_POST_LOG the log channel's file, after the recorded one moved
+    /// for good; refused while a reply may already be a line of the old file only.
+    Adopt,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +202,22 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("renamed {from} to {to} ({id})");
             for clash in &left {
                 println!("still to rename: {clash}");
+            }
+            Ok(true)
+        }
+        Command::PostLog(PostLogCommand::Adopt) => {
+            let s = settings()?;
+            let db = Db::connect(&s.database_url, 1)?;
+            db.migrate()?;
+            let clock = app::clock::Clock::system();
+            match app::post_log::adopt(&s, &db, &clock)? {
+                app::post_log::Adoption::AlreadyRecorded(file) => {
+                    println!("{} is already the log channel's file", file.path)
+                }
+                app::post_log::Adoption::Adopted { file, previous } => println!(
+                    "the log channel now posts to {} (machine {}), instead of {} (machine {})",
+                    file.path, file.machine, previous.path, previous.machine
+                ),
             }
             Ok(true)
         }

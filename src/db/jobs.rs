@@ -328,6 +328,22 @@ pub fn pending_count(conn: &mut DbConn, kind: &str) -> Result<i64> {
         .get_result(conn)?)
 }
 
+/// The pending jobs of `kind` on these channels that an attempt has started on (leased
+/// now, or leased before and not finished): each may already have acted.
+pub fn started(conn: &mut DbConn, kind: &str, channels: &[&str]) -> Result<Vec<JobRow>> {
+    jobs::table
+        .select(Stored::as_select())
+        .filter(jobs::kind.eq(kind))
+        .filter(jobs::state.eq(JobState::Pending.as_str()))
+        .filter(jobs::attempts.gt(0))
+        .filter(jobs::channel.eq_any(channels))
+        .order(jobs::id.asc())
+        .load(conn)?
+        .into_iter()
+        .map(JobRow::try_from)
+        .collect()
+}
+
 /// Replaces a job's payload (to drop a secret it no longer needs).
 pub fn set_payload(conn: &mut DbConn, id: JobId, payload: &str) -> Result<()> {
     diesel::update(jobs::table.filter(jobs::id.eq(id.to_string())))

@@ -343,6 +343,40 @@ fn migrate_is_idempotent() {
     assert!(String::from_utf8_lossy(&second.stdout).contains("up to date"));
 }
 
+/// `post-log adopt` from the command line: the first file is recorded at its first use;
+/// another file is adopted with both named (the refusal while a reply may be a line of the
+/// old file only is `outbox.rs`'s test).
+#[test]
+fn post_log_adopt_names_the_new_and_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let adopt = |file: &str| {
+        let out = bin()
+            .current_dir(dir.path())
+            .env("COUNTERSIGN_POST_LOG", file)
+            .args(["post-log", "adopt"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    assert!(adopt("posted.jsonl").contains("posted.jsonl is already the log channel's file"));
+    let moved = adopt("moved/posted.jsonl");
+    assert!(
+        moved.contains("now posts to") && moved.contains("moved/posted.jsonl"),
+        "{moved}"
+    );
+    assert!(
+        moved.contains("instead of") && moved.ends_with(")\n"),
+        "{moved}"
+    );
+    assert!(adopt("moved/posted.jsonl").contains("already"));
+}
+
 #[test]
 fn check_prints_the_report_of_the_contract() {
     let policies = repo("policies");

@@ -18,6 +18,7 @@ on_both_backends!(
     a_text_changed_behind_the_log_is_never_posted,
     a_text_changed_before_approval_cannot_be_approved,
     an_instance_with_another_post_log_leaves_log_replies_alone,
+    a_moved_post_log_is_adopted_without_a_second_post,
 );
 
 /// The service built on `db` but not serving: no worker runs.
@@ -105,39 +106,9 @@ fn a_post_made_before_a_crash_is_not_repeated(b: Backend) {
         let built = built_without_worker(&db);
         let ctx = built.context();
         let draft = approve_one(ctx);
-        let mut conn = ctx.db.conn().unwrap();
-        // A worker leases the job and posts: the post goes out…
-        let t = ctx.clock.now().naive_utc();
-        let row = countersign::db::jobs::claim_next(
-            &mut conn,
-            &[PostReply::KIND],
-            &[],
-            "a worker about to die",
-            t,
-            t + chrono::Duration::seconds(60),
-        )
-        .unwrap()
-        .expect("a job to post");
-        let job: PostReply = serde_json::from_str(&row.payload).unwrap();
-        let attempt = Attempt {
-            job_id: row.id,
-            number: row.attempts,
-            max_attempts: row.max_attempts,
-            created_at: row.created_at,
-        };
-        let receipt = match job.run(ctx, &attempt) {
-            countersign::app::jobs::Outcome::Done(countersign::app::posting::Posting::Posted {
-                receipt,
-                ..
-            }) => receipt,
-            other => panic!("posted: {other:?}"),
-        };
-        // …and the process dies here: the result was never recorded. Time passes until the
-        // lease runs out.
-        diesel::sql_query("UPDATE jobs SET lease_expires_at = '2000-01-01 00:00:00'")
-            .execute(&mut *conn)
-            .unwrap();
-        (draft, receipt.post_id)
+        // A worker leases the job and posts: the post goes out, and the process dies before
+        // the result is recorded. Time passes until the lease runs out.
+        (draft, post_then_die(ctx))
     };
     let app = TestApp::start(db, &[]);
     let token = app.user("obs", &[Role::Auditor]);
@@ -305,4 +276,107 @@ fn an_instance_with_another_post_log_leaves_log_replies_alone(b: Backend) {
     drop(first);
     let again = built_without_worker(&db);
     assert!(again.context().channels.unavailable().is_empty());
+}
+
+/// Leases the one post job and runs its attempt (the reply is logged), then "dies": the
+/// result is never recorded and the lease runs out. Returns the post id the attempt made.
+fn post_then_die(ctx: &Context) -> String {
+    let mut conn = ctx.db.conn().unwrap();
+    let t = ctx.clock.now().naive_utc();
+    let row = countersign::db::jobs::claim_next(
+        &mut conn,
+        &[PostReply::KIND],
+        &[],
+        "a worker about to die",
+        t,
+        t + chrono::Duration::seconds(60),
+    )
+    .unwrap()
+    .expect("a job to post");
+    let job: PostReply = serde_json::from_str(&row.payload).unwrap();
+    let attempt = Attempt {
+        job_id: row.id,
+        number: row.attempts,
+        max_attempts: row.max_attempts,
+        created_at: row.created_at,
+    };
+    let receipt = match job.run(ctx, &attempt) {
+        countersign::app::jobs::Outcome::Done(countersign::app::posting::Posting::Posted {
+            receipt,
+            ..
+        }) => receipt,
+        other => panic!("posted: {other:?}"),
+    };
+    diesel::sql_query("UPDATE jobs SET lease_expires_at = '2000-01-01 00:00:00'")
+        .execute(&mut *conn)
+        .unwrap();
+    receipt.post_id
+}
+
+/// The post log moves for good (a restore elsewhere): the instance with the new file may
+/// adopt it, but not while a reply may be a line of the old file only, since its retry
+/// would not see that line and log the reply again. Once the old lines are copied over,
+/// adopting works; the running instances see it without a restart (the old file's instance
+/// stops posting, the new one starts), and the interrupted reply is not logged twice.
+fn a_moved_post_log_is_adopted_without_a_second_post(b: Backend) {
+    use countersign::app::post_log::{adopt, Adoption};
+    let Some(db) = TestDb::new(b) else { return };
+    let old = built_without_worker(&db);
+    let new_log = db.dir.path().join("restored/posted.jsonl");
+    let new_settings =
+        crate::common::test_settings(&db, &[("COUNTERSIGN_POST_LOG", new_log.to_str().unwrap())]);
+    let new = Application::build(new_settings.clone()).unwrap();
+    let draft = approve_one(old.context());
+    let first_post = post_then_die(old.context());
+
+    let refused = adopt(&new_settings, &new.context().db, &new.context().clock).unwrap_err();
+    let why = refused.to_string();
+    assert!(
+        matches!(refused, countersign::error::Error::Conflict(_)),
+        "{why}"
+    );
+    assert!(
+        why.contains(&draft) && why.contains("cat OLD >> NEW"),
+        "{why}"
+    );
+    assert!(
+        new.context().channels.unavailable().contains(&"log"),
+        "nothing changed"
+    );
+    assert!(old.context().channels.unavailable().is_empty());
+
+    // The operator carries the old lines over; now the new file holds the reply.
+    let old_lines = std::fs::read_to_string(&old.context().settings.post_log).unwrap();
+    std::fs::write(&new_log, &old_lines).unwrap();
+    match adopt(&new_settings, &new.context().db, &new.context().clock).unwrap() {
+        Adoption::Adopted { file, previous } => {
+            assert!(file.path.ends_with("restored/posted.jsonl"), "{file:?}");
+            assert_ne!(file, previous);
+        }
+        other => panic!("adopted: {other:?}"),
+    }
+    assert!(matches!(
+        adopt(&new_settings, &new.context().db, &new.context().clock).unwrap(),
+        Adoption::AlreadyRecorded(_)
+    ));
+    assert_eq!(
+        old.context().channels.unavailable(),
+        ["x", "mastodon", "log"],
+        "the old file's instance stops posting at once"
+    );
+    assert!(new.context().channels.unavailable().is_empty());
+    assert_eq!(countersign::workers::run_pending_jobs(old.context()), 0);
+    assert_eq!(countersign::workers::run_pending_jobs(new.context()), 1);
+    let lines = std::fs::read_to_string(&new_log).unwrap();
+    assert_eq!(lines, old_lines, "the retry found the carried-over line");
+    let mut conn = new.context().db.conn().unwrap();
+    let job = countersign::db::jobs::by_unique_key(&mut conn, &format!("post:{draft}"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state.as_str(), "done", "{job:?}");
+    let row = countersign::db::drafts::by_id(&mut conn, draft.parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, countersign::domain::workflow::DraftState::Posted);
+    assert_eq!(row.post_id.as_deref(), Some(first_post.as_str()));
 }
