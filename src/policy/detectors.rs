@@ -134,6 +134,38 @@ fn free_standing(text: &str, s: usize, e: usize) -> bool {
     before_ok && after_ok
 }
 
+/// A number glued into a word of letters, or right after `#`, that is still a number: a
+/// form that saved a name and a phone number as one word ("JaneDoe4155550123"), a
+/// reference written "ref#4111…". The word around it (its letters and digits) holds no
+/// other digit, so hashes, tracking codes and ids stay out, and it is not part of a handle,
+/// an address, a path or a query (`@`, `/`, `_`, `\`, `=`, `&` next to the word).
+fn glued_in_word(text: &str, s: usize, e: usize) -> bool {
+    let mut ws = s;
+    while let Some(c) = char_before(text, ws).filter(|c| is_glue(*c)) {
+        if c.is_ascii_digit() {
+            return false;
+        }
+        ws -= c.len_utf8();
+    }
+    let mut we = e;
+    while let Some(c) = char_after(text, we).filter(|c| is_glue(*c)) {
+        if c.is_ascii_digit() {
+            return false;
+        }
+        we += c.len_utf8();
+    }
+    let hash_before = ws == s && char_before(text, s) == Some('#');
+    if ws == s && we == e && !hash_before {
+        // Not glued to a word: `free_standing` decides.
+        return false;
+    }
+    let outer = if hash_before { s - 1 } else { ws };
+    let before_ok = char_before(text, outer)
+        .is_none_or(|c| !matches!(c, '@' | '/' | '_' | '\\' | '=' | '&' | '#' | '.'));
+    let after_ok = char_after(text, we).is_none_or(|c| !matches!(c, '@' | '_' | '/'));
+    before_ok && after_ok
+}
+
 /// Groups of digits of a chain, with their byte ranges.
 fn digit_groups(text: &str, s: usize, e: usize) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
@@ -232,7 +264,7 @@ fn is_card_number(digits: &[u8]) -> bool {
 pub(crate) fn cards(chains: &[Hit], text: &str) -> Vec<Hit> {
     let mut out = Vec::new();
     for &(s, e) in chains {
-        if !free_standing(text, s, e) {
+        if !free_standing(text, s, e) && !glued_in_word(text, s, e) {
             continue;
         }
         let groups = digit_groups(text, s, e);
@@ -290,7 +322,7 @@ fn ssn_valid(area: u32, group: u32, serial: u32) -> bool {
 pub(crate) fn ssns(re: &DetectorRegexes, chains: &[Hit], text: &str) -> Vec<Hit> {
     let mut out = Vec::new();
     for &(s, e) in chains {
-        if !free_standing(text, s, e) {
+        if !free_standing(text, s, e) && !glued_in_word(text, s, e) {
             continue;
         }
         let groups = digit_groups(text, s, e);
@@ -488,7 +520,8 @@ pub(crate) fn phones(
         {
             s += 1;
         }
-        if !free_standing(text, s, e) {
+        let glued = !free_standing(text, s, e);
+        if glued && !glued_in_word(text, s, e) {
             continue;
         }
         // not a decimal, a price, a percentage, a time or a fraction
@@ -510,6 +543,10 @@ pub(crate) fn phones(
         }
         let groups = digit_groups(text, s, e);
         if looks_like_dates(text, &groups) {
+            continue;
+        }
+        // Glued to a word, only a full number (with its area code) is taken for a phone.
+        if glued && groups.iter().map(|g| g.1 - g.0).sum::<usize>() < 10 {
             continue;
         }
         // Try the whole candidate, then without trailing groups.

@@ -238,3 +238,85 @@ fn adversarial_100kb_text_completes() {
     let r = set.check(&digits);
     assert!(r.weighted_length > 280);
 }
+
+/// The checks' second round: numbers glued to words or punctuation are still numbers, while
+/// ids, hashes, handles and paths are not.
+#[test]
+fn numbers_glued_to_words_or_punctuation_are_found() {
+    let set = shipped();
+    for (text, category) in [
+        ("Saved as JaneDoe4155552671 by the form", "pii.phone"),
+        ("Janedoe415-555-2671 called", "pii.phone"),
+        ("call me at+1 415 555 2671", "pii.phone"),
+        ("x4155552671y", "pii.phone"),
+        ("Account:4012888888881881 is on file", "pii.card"),
+        ("ref#4012888888881881", "pii.card"),
+        ("NameSurname4012888888881881", "pii.card"),
+        ("SSN:372-41-5286", "pii.ssn"),
+        ("JaneDoe372-41-5286", "pii.ssn"),
+        ("IBAN:DE89370400440532013000 thanks", "pii.iban"),
+    ] {
+        assert_caught(&set, text, category);
+    }
+    for (text, category) in [
+        ("Commit 3fa9c4155552671 is live", "pii.phone"),
+        ("@abc4155552671 thanks", "pii.phone"),
+        ("see https://example.com/abc4155552671", "pii.phone"),
+        ("Build a1b24012888888881881 failed", "pii.card"),
+        ("Flight BA2490 lands at 9", "pii.phone"),
+        ("model XPS4155 is out", "pii.phone"),
+        ("Order #4155552671 has shipped", "pii.phone"),
+    ] {
+        assert_innocent(&set, text, category);
+    }
+}
+
+/// A negated or hedged promise is not a promise; a real one in a longer sentence still is.
+#[test]
+fn negated_promises_are_not_promises() {
+    let set = shipped();
+    for text in [
+        "We can't promise it will arrive tomorrow.",
+        "There's no guarantee it will arrive today.",
+        "I wouldn't promise that, sorry.",
+        "We cannot guarantee a refund.",
+        "I can't guarantee anything, but we'll try.",
+        "Delivery times are not guaranteed during the holidays.",
+        "Nobody can promise that; no one can promise the weather.",
+    ] {
+        assert_innocent(&set, text, "promise");
+    }
+    for text in [
+        "We checked with the courier, and I promise you it will arrive on Friday.",
+        "There's no guarantee it ships today, but I promise you it arrives by Friday.",
+        "We can't refund the fee, but we guarantee delivery by Friday.",
+        "Sorry for the wait - this will never happen again.",
+    ] {
+        assert_caught(&set, text, "promise");
+    }
+}
+
+/// Admissions of fault or negligence escalate under liability; denials do not.
+#[test]
+fn admissions_of_fault_escalate() {
+    let set = shipped();
+    for text in [
+        "That was our fault.",
+        "We were negligent with your parcel.",
+        "Our mistake caused the delay, sorry.",
+        "Our error led to the double charge.",
+        "That's on us, sorry!",
+        "Honestly we were careless with the packing.",
+    ] {
+        assert_caught(&set, text, "liability");
+        assert_eq!(set.check(text).verdict, Verdict::Escalate, "{text}");
+    }
+    for text in [
+        "This is not our fault, but we'll help.",
+        "It wasn't our mistake, but we'll fix it anyway.",
+        "The next round is on us!",
+        "I'm sorry we let you down!",
+    ] {
+        assert_innocent(&set, text, "liability");
+    }
+}
