@@ -333,6 +333,9 @@ impl Gen {
                         revision: 1,
                         text_sha256: text_sha256(&t),
                         check: check(&mut self.rng, 200),
+                        route: countersign::domain::routing::Plan::default_for(
+                            countersign::policy::Verdict::Pass,
+                        ),
                     },
                 )
             }
@@ -348,6 +351,9 @@ impl Gen {
                         check: check(&mut self.rng, 200),
                         approvals: 1,
                         approvals_needed: 1,
+                        route: "default".into(),
+                        step: 1,
+                        group: None,
                     },
                 )
             }

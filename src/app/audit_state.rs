@@ -286,7 +286,9 @@ impl Replayed {
             | A::MailFailed
             | A::InboundAtRisk
             | A::InboundBreached
-            | A::PolicyActivated => {}
+            | A::PolicyActivated
+            | A::GroupCreated
+            | A::GroupUpdated => {}
         }
     }
 

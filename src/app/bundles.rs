@@ -111,8 +111,9 @@ pub fn export(
 
 /// Writes the evidence bundle of one reply: every entry about the draft or its inbound
 /// message, the `policy.activated` entries of each policy version their check reports name,
-/// and the `user.created` / `user.updated` entries of everyone who acted. Each with its
-/// inclusion proof. Returns how many entries.
+/// the `user.created` / `user.updated` entries of everyone who acted, and the
+/// `group.created` / `group.updated` entries of the groups its approvals counted for. Each
+/// with its inclusion proof. Returns how many entries.
 ///
 /// Errors: 404 for an unknown draft.
 pub fn evidence(
@@ -159,6 +160,24 @@ pub fn evidence(
         more.extend(db::audit::bodies_about_with_actions(
             conn, &actor, &who, size,
         )?);
+    }
+    // The groups the approvals counted for, and who was in them: their entries up to the
+    // checkpoint (a group's name is fixed, so it names the group the approval saw).
+    let groups: BTreeSet<&str> = parsed
+        .iter()
+        .filter(|e| e.action == ActionName::ReviewApproved.as_str())
+        .filter_map(|e| e.data.get("group")?.as_str())
+        .collect();
+    let membership = [ActionName::GroupCreated, ActionName::GroupUpdated];
+    for name in groups {
+        if let Some(g) = db::groups::by_name(conn, name)? {
+            more.extend(db::audit::bodies_about_with_actions(
+                conn,
+                &g.id,
+                &membership,
+                size,
+            )?);
+        }
     }
     chosen.extend(more);
     write_line(

@@ -5,6 +5,7 @@
 use super::jobs::enqueue;
 use super::notify;
 use super::posting::PostReply;
+use super::review_route;
 use super::views::{DraftSummary, DraftView};
 use super::{Caller, Context};
 use crate::audit::action::SupersededBecause;
@@ -15,6 +16,7 @@ use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{DraftId, InboundId, ReviewId};
 use crate::domain::inbound::InboundState;
 use crate::domain::roles::Permission;
+use crate::domain::routing::{Approval, Refusal};
 use crate::domain::text::check_field;
 use crate::domain::workflow::{approvals_needed, may_review, Decision, DraftEvent, DraftState};
 use crate::error::{Error, Result};
@@ -114,7 +116,8 @@ pub fn view(conn: &mut DbConn, id: DraftId) -> Result<DraftView> {
     let revisions = db::drafts::revisions(conn, id)?;
     let reviews = db::drafts::reviews_of(conn, id)?;
     let job = db::jobs::by_unique_key(conn, &format!("post:{id}"))?;
-    DraftView::build(d, revisions, reviews, job)
+    let route = review_route::view(conn, &d, &reviews)?;
+    DraftView::build(d, revisions, reviews, job, route)
 }
 
 /// Writes a new draft reply to an open inbound message, with its check report.
@@ -161,6 +164,7 @@ pub fn create(
             updated_at: t,
             post_url: None,
             approved_at: None,
+            route: None,
         };
         db::drafts::insert(conn, &draft)?;
         db::drafts::insert_revision(conn, &current_revision(&draft, caller))?;
@@ -314,9 +318,11 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
             return Err(Error::Blocked(Box::new(report)));
         }
         refuse_unaddressed_mastodon_reply(&d.text, &message)?;
+        let writers = db::drafts::writers(conn, d.id)?;
+        let (plan, may_act) = review_route::start(ctx, conn, &report, &message, &writers)?;
         d.state = state;
         d.check_report = report_json(&report)?;
-        d.approvals_needed = approvals_needed(report.verdict) as i32;
+        d.set_plan(&plan)?;
         let t = ctx.clock.now().naive_utc();
         d.updated_at = t;
         db::drafts::update(conn, &d)?;
@@ -329,16 +335,23 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
                 revision: d.revision,
                 text_sha256: text_sha256(&d.text),
                 check: report.clone(),
+                route: plan,
             },
         )?;
-        let inbound = db::inbound::by_id(conn, d.inbound_id)?
-            .ok_or_else(|| Error::Internal(format!("draft {} names no inbound message", d.id)))?;
-        let writers = db::drafts::writers(conn, d.id)?;
-        notify::review_needed(ctx, conn, &d, inbound.due_at, report.verdict, &writers, t)?;
+        notify::review_needed(ctx, conn, &d, message.due_at, report.verdict, &may_act, t)?;
         view(conn, d.id)
     });
     ctx.wake_workers();
     submitted
+}
+
+/// A route's refusal as the API answers it: 403 for who may not approve, 409 for a
+/// second approval or a complete route.
+fn refusal_error(r: Refusal) -> Error {
+    match r {
+        Refusal::FourEyes | Refusal::NotEligible { .. } => Error::Forbidden(r.to_string()),
+        Refusal::AlreadyApproved | Refusal::Complete => Error::Conflict(r.to_string()),
+    }
 }
 
 /// A reviewer's decision on the revision they read.
@@ -385,20 +398,15 @@ pub fn review(
                 r.revision, d.revision
             )));
         }
+        let mut plan = d.plan()?;
         let earlier = db::drafts::reviews_of(conn, d.id)?;
-        let approvals_so_far: Vec<&ReviewRow> = earlier
-            .iter()
-            .filter(|e| {
-                e.revision == d.revision && e.decision == Decision::Approve && e.voided_at.is_none()
-            })
-            .collect();
+        let approvals = db::drafts::counted_approvals(&earlier, &d);
         let me = caller.id;
         let t = ctx.clock.now().naive_utc();
+        let mut step_of_review = None;
+        let mut next_step_may_act = None;
         let (event, action) = match r.decision {
             Decision::Approve => {
-                if approvals_so_far.iter().any(|e| e.reviewer_id == me) {
-                    return Err(Error::Conflict("you already approved this revision".into()));
-                }
                 // What is approved is what was submitted: a text changed in the table
                 // behind the log is never approved.
                 let hash = text_sha256(&d.text);
@@ -410,41 +418,96 @@ pub fn review(
                     ));
                 }
                 refuse_if_answer_on_its_way(conn, d.inbound_id, Some(d.id))?;
-                let report = check_reply(ctx, &d.text, &inbound_of_draft(conn, d.id)?);
+                let message = inbound_of_draft(conn, d.id)?;
+                let report = check_reply(ctx, &d.text, &message);
                 if report.verdict == Verdict::Block {
                     return Err(Error::Blocked(Box::new(report)));
                 }
-                let needed = (approvals_needed(report.verdict) as i32).max(d.approvals_needed);
-                let approvals = approvals_so_far.len() as i32 + 1;
-                d.approvals_needed = needed;
+                // The policies in force may route the draft otherwise than at submission.
+                let fresh = ctx
+                    .policies
+                    .current()
+                    .routes()
+                    .plan_for(&report, review_route::channel_of(&message)?);
+                if let Some(stricter) = review_route::reconcile(&plan, &fresh)? {
+                    plan = stricter;
+                }
+                let step = plan
+                    .current_step(&approvals)
+                    .map(|i| review_route::eligible(conn, &plan.steps[i]))
+                    .transpose()?
+                    .unwrap_or_default();
+                let outcome = plan
+                    .approve(&approvals, me, &writers, &step)
+                    .map_err(refusal_error)?;
+                let mut after = approvals.clone();
+                after.push(Approval {
+                    reviewer: me,
+                    step: outcome.step,
+                });
+                if outcome.completes_step && !outcome.completes_route {
+                    let next = outcome.step + 1;
+                    let members = review_route::eligible(conn, &plan.steps[next])?;
+                    plan.start_step(next, &after, &writers, &members);
+                    next_step_may_act = Some(plan.may_act(&after, &writers, &members));
+                }
+                d.set_plan(&plan)?;
                 d.check_report = report_json(&report)?;
+                step_of_review = Some(outcome.step as i32);
                 let action = AuditAction::ReviewApproved {
                     revision: d.revision,
                     comment: r.comment.clone(),
                     text_sha256: hash,
                     check: report,
-                    approvals,
-                    approvals_needed: needed,
+                    approvals: after.len() as i32,
+                    approvals_needed: d.approvals_needed,
+                    route: plan.route.clone(),
+                    step: outcome.step + 1,
+                    group: plan.steps[outcome.step].group.clone(),
                 };
                 let event = DraftEvent::Approve {
-                    complete: approvals >= needed,
+                    complete: outcome.completes_route,
                 };
                 (event, action)
             }
-            Decision::Reject => (
-                DraftEvent::Reject,
-                AuditAction::ReviewRejected {
-                    revision: d.revision,
-                    comment: r.comment.clone(),
-                },
-            ),
-            Decision::RequestChanges => (
-                DraftEvent::RequestChanges,
-                AuditAction::ReviewChangesRequested {
-                    revision: d.revision,
-                    comment: r.comment.clone(),
-                },
-            ),
+            Decision::Reject | Decision::RequestChanges => {
+                // Anyone the route lets approve one of its steps may stop the draft.
+                let mut may_decide = false;
+                for step in &plan.steps {
+                    if review_route::eligible(conn, step)?.contains(&me) {
+                        may_decide = true;
+                        break;
+                    }
+                }
+                if !may_decide {
+                    return Err(Error::Forbidden(format!(
+                        "this draft's route ({}) is reviewed by {}; you are in none of them",
+                        plan.route,
+                        plan.steps
+                            .iter()
+                            .map(|s| s.group_label())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                if r.decision == Decision::Reject {
+                    (
+                        DraftEvent::Reject,
+                        AuditAction::ReviewRejected {
+                            revision: d.revision,
+                            comment: r.comment.clone(),
+                        },
+                    )
+                } else {
+                    (
+                        DraftEvent::RequestChanges,
+                        AuditAction::ReviewChangesRequested {
+                            revision: d.revision,
+                            comment: r.comment.clone(),
+                        },
+                    )
+                }
+            }
         };
         let state = next_state(&d, event)?;
         db::drafts::insert_review(
@@ -458,6 +521,7 @@ pub fn review(
                 comment: r.comment.clone(),
                 created_at: t,
                 voided_at: None,
+                step: step_of_review,
             },
         )?;
         d.state = state;
@@ -476,6 +540,12 @@ pub fn review(
         };
         if let Some(decision) = decided {
             notify::decision(ctx, conn, &d, decision, &caller.username, t)?;
+        }
+        if let Some(next) = next_step_may_act {
+            // The next step's group hears that the draft waits for it.
+            let due_at = inbound_of_draft(conn, d.id)?.due_at;
+            let verdict = super::views::parse_report(&d.check_report)?.verdict;
+            notify::review_needed(ctx, conn, &d, due_at, verdict, &next, t)?;
         }
         if state == DraftState::Approved {
             // One answer per message: the others will never go out.
@@ -540,15 +610,52 @@ pub fn get(conn: &mut DbConn, caller: &Caller, id: DraftId) -> Result<DraftView>
     view(conn, id)
 }
 
+/// Drafts, oldest change first, optionally in one `state`; with `for_me`, only those
+/// pending review whose current step the caller may approve now.
 pub fn list(
     conn: &mut DbConn,
     caller: &Caller,
     state: Option<DraftState>,
+    for_me: bool,
     limit: i64,
 ) -> Result<Vec<DraftSummary>> {
     caller.require(Permission::Read)?;
-    db::drafts::list_by_state(conn, state, limit)?
-        .into_iter()
-        .map(DraftSummary::build)
-        .collect()
+    if !for_me {
+        return db::drafts::list_by_state(conn, state, limit)?
+            .into_iter()
+            .map(DraftSummary::build)
+            .collect();
+    }
+    if state.is_some_and(|s| s != DraftState::PendingReview) {
+        // Only drafts in review have a step to act on.
+        return Ok(Vec::new());
+    }
+    let mut mine = Vec::new();
+    // Pages of the review queue, until `limit` of them are the caller's.
+    let mut after: Option<(chrono::NaiveDateTime, DraftId)> = None;
+    loop {
+        let page = db::drafts::pending_after(conn, after, FOR_ME_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.updated_at, last.id));
+        let last_page = page.len() < FOR_ME_PAGE as usize;
+        for d in page {
+            let plan = d.plan()?;
+            let reviews = db::drafts::reviews_of(conn, d.id)?;
+            let approvals = db::drafts::counted_approvals(&reviews, &d);
+            let writers = db::drafts::writers(conn, d.id)?;
+            if review_route::may_act(conn, &d, &plan, &approvals, &writers)?.contains(&caller.id) {
+                mine.push(DraftSummary::build(d)?);
+                if mine.len() as i64 >= limit {
+                    return Ok(mine);
+                }
+            }
+        }
+        if last_page {
+            break;
+        }
+    }
+    Ok(mine)
 }
+
+/// How many drafts in review `list(for_me)` reads at a time.
+const FOR_ME_PAGE: i64 = 200;

@@ -1,11 +1,13 @@
 //! Approval expiry (spec/api.md "Running", `COUNTERSIGN_APPROVAL_TTL_HOURS`): an approval
 //! not posted within its time to live (a channel was down, say) goes back to review. Its
 //! approvals are voided, the post job cancelled, the checks run again against the policies
-//! in force, and `review.expired` recorded; the reviewers are told it waits again. A post
+//! in force (and route it again: the route they choose now, from its first step), and
+//! `review.expired` recorded; the first step's reviewers are told it waits again. A post
 //! job that a worker holds at that moment is left to finish: expiry never races a post.
 
 use super::drafts::check_reply;
 use super::notify;
+use super::review_route;
 use super::views::rfc3339;
 use super::Context;
 use crate::audit::{Actor, AuditAction};
@@ -57,6 +59,12 @@ pub fn sweep(ctx: &Context) -> Result<usize> {
             d.updated_at = t;
             d.approved_at = None;
             d.check_report = serde_json::to_string(&report)?;
+            let writers = db::drafts::writers(conn, d.id)?;
+            let may_act = if next == DraftState::PendingReview {
+                review_route::reroute(ctx, conn, &mut d, &report, &inbound, &writers)?
+            } else {
+                Vec::new()
+            };
             db::drafts::update(conn, &d)?;
             db::drafts::void_approvals(conn, d.id, d.revision, t)?;
             db::audit::append(
@@ -73,8 +81,7 @@ pub fn sweep(ctx: &Context) -> Result<usize> {
                 },
             )?;
             if next == DraftState::PendingReview {
-                let writers = db::drafts::writers(conn, d.id)?;
-                notify::review_needed(ctx, conn, &d, inbound.due_at, report.verdict, &writers, t)?;
+                notify::review_needed(ctx, conn, &d, inbound.due_at, report.verdict, &may_act, t)?;
             }
             tracing::info!(draft_id = %d.id, state = %next, "an approval expired unposted");
             Ok(true)

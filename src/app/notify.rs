@@ -111,14 +111,15 @@ fn author_and_approvers(conn: &mut DbConn, d: &DraftRow) -> Result<Vec<Recipient
     users(conn, &ids)
 }
 
-/// A draft waits for review: every reviewer with an address except its writers.
+/// A draft waits for review: `to`, who may act on its route's current step (the step's
+/// group less the draft's writers and earlier approvers), where mail reaches them.
 pub fn review_needed(
     ctx: &Context,
     conn: &mut DbConn,
     d: &DraftRow,
     due_at: NaiveDateTime,
     verdict: Verdict,
-    writers: &[UserId],
+    to: &[UserId],
     t: NaiveDateTime,
 ) -> Result<usize> {
     let url = link(ctx, &format!("/drafts/{}", d.id));
@@ -132,7 +133,7 @@ pub fn review_needed(
         ),
         links: vec![url],
     };
-    let to = with_role(conn, Role::Reviewer, writers)?;
+    let to = users(conn, to)?;
     send_each(ctx, conn, to, &letter, t)
 }
 

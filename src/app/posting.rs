@@ -239,6 +239,11 @@ impl Job for PostReply {
                 if let Some(report) = check {
                     draft.check_report = serde_json::to_string(report)?;
                 }
+                if next == DraftState::PendingReview {
+                    // The approvals are void: the route starts again from its first step.
+                    let writers = db::drafts::writers(conn, draft.id)?;
+                    super::review_route::restart(conn, &mut draft, &writers)?;
+                }
                 db::drafts::update(conn, &draft)?;
                 db::drafts::void_approvals(conn, self.draft_id, draft.revision, t)?;
                 db::audit::append(

@@ -203,6 +203,8 @@ pub struct ReviewView {
     pub decision: Decision,
     pub comment: String,
     pub created_at: String,
+    /// For an approval: the step of the route it counted for (1-based).
+    pub step: Option<i32>,
 }
 
 impl From<ReviewRow> for ReviewView {
@@ -214,6 +216,10 @@ impl From<ReviewRow> for ReviewView {
             decision: r.decision,
             comment: r.comment,
             created_at: rfc3339(r.created_at),
+            step: r
+                .step
+                .map(|s| s + 1)
+                .or((r.decision == Decision::Approve).then_some(1)),
         }
     }
 }
@@ -251,6 +257,9 @@ pub struct DraftView {
     pub revisions: Vec<RevisionView>,
     pub reviews: Vec<ReviewView>,
     pub posting: Option<PostingView>,
+    /// The review route it takes (set when it is submitted): its steps, the current one,
+    /// who may act on it and who did.
+    pub route: Option<super::review_route::RouteView>,
 }
 
 impl DraftView {
@@ -259,6 +268,7 @@ impl DraftView {
         revisions: Vec<RevisionRow>,
         reviews: Vec<ReviewRow>,
         job: Option<JobRow>,
+        route: Option<super::review_route::RouteView>,
     ) -> Result<Self> {
         let revisions = revisions
             .into_iter()
@@ -302,6 +312,7 @@ impl DraftView {
             revisions,
             reviews: reviews.into_iter().map(Into::into).collect(),
             posting,
+            route,
         })
     }
 }

@@ -4,8 +4,9 @@
 //! the two together). Names and subjects: spec/api.md "Audit log" and spec/audit.md
 //! "Subjects and the text hash".
 
-use crate::domain::ids::{CustomerId, DraftId, InboundId, JobId};
+use crate::domain::ids::{CustomerId, DraftId, InboundId, JobId, UserId};
 use crate::domain::roles::Role;
+use crate::domain::routing::Plan;
 use crate::domain::workflow::DraftState;
 use crate::policy::CheckReport;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,8 @@ pub enum ActionName {
     UserLoginFailed,
     UserLockedOut,
     UserLogout,
+    GroupCreated,
+    GroupUpdated,
     CustomerCreated,
     CustomerUpdated,
     CustomerLinked,
@@ -63,6 +66,8 @@ impl ActionName {
             ActionName::UserLoginFailed => "user.login_failed",
             ActionName::UserLockedOut => "user.locked_out",
             ActionName::UserLogout => "user.logout",
+            ActionName::GroupCreated => "group.created",
+            ActionName::GroupUpdated => "group.updated",
             ActionName::CustomerCreated => "customer.created",
             ActionName::CustomerUpdated => "customer.updated",
             ActionName::CustomerLinked => "customer.linked",
@@ -179,6 +184,16 @@ pub enum AuditAction {
         until: String,
     },
     UserLogout {},
+    /// A reviewer group was made (subject: the group).
+    GroupCreated {
+        name: String,
+    },
+    /// A reviewer group's members were set (subject: the group): all of them after the
+    /// change, so one entry says who was in it from then on.
+    GroupUpdated {
+        name: String,
+        members: Vec<UserId>,
+    },
     CustomerCreated {
         channel: String,
         handle: String,
@@ -242,6 +257,8 @@ pub enum AuditAction {
         revision: i32,
         text_sha256: String,
         check: CheckReport,
+        /// The review route it takes: its steps, each a group and how many must approve.
+        route: Plan,
     },
     /// The draft will never be posted: another draft for its message was approved
     /// (`by`), or the message was closed.
@@ -259,7 +276,13 @@ pub enum AuditAction {
         check: CheckReport,
         /// Approvals of this revision so far, this one included.
         approvals: i32,
+        /// What the draft's route needs in all.
         approvals_needed: i32,
+        /// The route, and the step (1-based) of it this approval counts for.
+        route: String,
+        step: usize,
+        /// The step's reviewer group; null: any reviewer (the default route).
+        group: Option<String>,
     },
     ReviewRejected {
         revision: i32,
@@ -354,6 +377,8 @@ impl AuditAction {
             AuditAction::UserLoginFailed { .. } => ActionName::UserLoginFailed,
             AuditAction::UserLockedOut { .. } => ActionName::UserLockedOut,
             AuditAction::UserLogout {} => ActionName::UserLogout,
+            AuditAction::GroupCreated { .. } => ActionName::GroupCreated,
+            AuditAction::GroupUpdated { .. } => ActionName::GroupUpdated,
             AuditAction::CustomerCreated { .. } => ActionName::CustomerCreated,
             AuditAction::CustomerUpdated { .. } => ActionName::CustomerUpdated,
             AuditAction::CustomerLinked { .. } => ActionName::CustomerLinked,

@@ -59,6 +59,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Reviewer groups, which review routes (policies/routes.toml) name.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// The `log` channel's file (COUNTERSIGN_POST_LOG).
     #[command(subcommand)]
     PostLog(PostLogCommand),
@@ -85,6 +88,20 @@ pub enum UserCommand {
         /// The new name.
         to: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Make an empty group.
+    Add { name: String },
+    /// Make these users (by username; reviewers) the group's members, replacing the ones
+    /// it had; no usernames empties it.
+    Set {
+        name: String,
+        usernames: Vec<String>,
+    },
+    /// Print every group and its members.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +219,47 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("renamed {from} to {to} ({id})");
             for clash in &left {
                 println!("still to rename: {clash}");
+            }
+            Ok(true)
+        }
+        Command::Group(cmd) => {
+            let s = settings()?;
+            let db = Db::connect(&s.database_url, 1)?;
+            db.migrate()?;
+            let mut conn = db.conn()?;
+            let t = app::now().naive_utc();
+            let shown = match cmd {
+                GroupCommand::Add { name } => {
+                    vec![app::groups::create_as(&mut conn, &Actor::System, &name, t)?]
+                }
+                GroupCommand::Set { name, usernames } => {
+                    let mut ids = Vec::new();
+                    for u in &usernames {
+                        let row = crate::db::users::by_exact_name(&mut conn, u)?
+                            .with_context(|| format!("no user is named {u}"))?;
+                        ids.push(row.id);
+                    }
+                    vec![app::groups::set_members_as(
+                        &mut conn,
+                        &Actor::System,
+                        &name,
+                        &ids,
+                        t,
+                    )?]
+                }
+                GroupCommand::List => app::groups::all(&mut conn)?,
+            };
+            for g in shown {
+                let names: Vec<&str> = g.members.iter().map(|m| m.username.as_str()).collect();
+                println!(
+                    "{}: {}",
+                    g.name,
+                    if names.is_empty() {
+                        "(no members)".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                );
             }
             Ok(true)
         }

@@ -3,6 +3,7 @@
 use super::schema::{draft_revisions, drafts, reviews};
 use super::DbConn;
 use crate::domain::ids::{DraftId, InboundId, ReviewId, UserId};
+use crate::domain::routing::{Approval, Plan};
 use crate::domain::workflow::{Decision, DraftState};
 use crate::error::Result;
 use chrono::NaiveDateTime;
@@ -32,6 +33,35 @@ pub struct DraftRow {
     pub post_url: Option<String>,
     /// When it was last approved (or retried): the start of the approval's time to live.
     pub approved_at: Option<NaiveDateTime>,
+    /// The review route it takes, set at submission: a [`Plan`] as JSON (read it with
+    /// [`DraftRow::plan`]).
+    pub route: Option<String>,
+}
+
+impl DraftRow {
+    /// The route the draft takes through review. A draft submitted before routes existed
+    /// has none stored: it takes the default route its `approvals_needed` implies.
+    ///
+    /// Errors: a stored plan that does not parse (never read as a laxer route).
+    pub fn plan(&self) -> Result<Plan> {
+        match &self.route {
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                crate::error::Error::Internal(format!("draft {}: stored route: {e}", self.id))
+            }),
+            None => Ok(Plan::default_for(if self.approvals_needed >= 2 {
+                crate::policy::Verdict::Escalate
+            } else {
+                crate::policy::Verdict::Pass
+            })),
+        }
+    }
+
+    /// Stores `plan` as the draft's route, and its need as `approvals_needed`.
+    pub fn set_plan(&mut self, plan: &Plan) -> Result<()> {
+        self.route = Some(serde_json::to_string(plan)?);
+        self.approvals_needed = plan.approvals_needed() as i32;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -63,6 +93,9 @@ pub struct ReviewRow {
     pub created_at: NaiveDateTime,
     /// Set when the approval stopped counting (the text changed behind the log).
     pub voided_at: Option<NaiveDateTime>,
+    /// The step of the draft's route an approval counted for (0-based); `None` before
+    /// routes existed (the default route's one step).
+    pub step: Option<i32>,
 }
 
 pub fn insert(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
@@ -119,6 +152,7 @@ pub fn update(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
             drafts::post_error.eq(&d.post_error),
             drafts::post_url.eq(&d.post_url),
             drafts::approved_at.eq(d.approved_at),
+            drafts::route.eq(&d.route),
             drafts::updated_at.eq(d.updated_at),
         ))
         .execute(conn)?;
@@ -174,6 +208,20 @@ pub fn reviews_of(conn: &mut DbConn, draft_id: DraftId) -> Result<Vec<ReviewRow>
         .load(conn)?)
 }
 
+/// The approvals that count for `d`'s current revision (not voided), each with its step.
+pub fn counted_approvals(reviews: &[ReviewRow], d: &DraftRow) -> Vec<Approval> {
+    reviews
+        .iter()
+        .filter(|r| {
+            r.revision == d.revision && r.decision == Decision::Approve && r.voided_at.is_none()
+        })
+        .map(|r| Approval {
+            reviewer: r.reviewer_id,
+            step: r.step.map_or(0, |s| s.max(0) as usize),
+        })
+        .collect()
+}
+
 /// Voids the approvals of `revision` that still count (see [`ReviewRow::voided_at`]).
 pub fn void_approvals(
     conn: &mut DbConn,
@@ -202,6 +250,7 @@ pub fn insert_review(conn: &mut DbConn, r: &ReviewRow) -> Result<()> {
             reviews::decision.eq(r.decision.as_str()),
             reviews::comment.eq(&r.comment),
             reviews::created_at.eq(r.created_at),
+            reviews::step.eq(r.step),
         ))
         .execute(conn)?;
     Ok(())
@@ -216,6 +265,29 @@ pub fn list_by_state(
     let mut q = drafts::table.select(DraftRow::as_select()).into_boxed();
     if let Some(s) = state {
         q = q.filter(drafts::state.eq(s.as_str()));
+    }
+    Ok(q.order((drafts::updated_at.asc(), drafts::id.asc()))
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// Drafts pending review after `after` (their `updated_at`, id) in that order, at most
+/// `limit`: the review queue, a page at a time.
+pub fn pending_after(
+    conn: &mut DbConn,
+    after: Option<(NaiveDateTime, DraftId)>,
+    limit: i64,
+) -> Result<Vec<DraftRow>> {
+    let mut q = drafts::table
+        .select(DraftRow::as_select())
+        .filter(drafts::state.eq(DraftState::PendingReview.as_str()))
+        .into_boxed();
+    if let Some((at, id)) = after {
+        q = q.filter(
+            drafts::updated_at
+                .gt(at)
+                .or(drafts::updated_at.eq(at).and(drafts::id.gt(id.to_string()))),
+        );
     }
     Ok(q.order((drafts::updated_at.asc(), drafts::id.asc()))
         .limit(limit)

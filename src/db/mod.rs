@@ -7,6 +7,7 @@ pub mod audit;
 pub mod channels;
 pub mod customers;
 pub mod drafts;
+pub mod groups;
 pub mod inbound;
 pub mod jobs;
 pub mod schema;

@@ -102,6 +102,7 @@ diesel::table! {
         updated_at -> Timestamp,
         post_url -> Nullable<Text>,
         approved_at -> Nullable<Timestamp>,
+        route -> Nullable<Text>,
     }
 }
 
@@ -126,6 +127,23 @@ diesel::table! {
         comment -> Text,
         created_at -> Timestamp,
         voided_at -> Nullable<Timestamp>,
+        step -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    review_groups (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    review_group_members (group_id, user_id) {
+        group_id -> Text,
+        user_id -> Text,
+        added_at -> Timestamp,
     }
 }
 
@@ -211,6 +229,8 @@ diesel::joinable!(inbound_messages -> customers (customer_id));
 diesel::joinable!(drafts -> inbound_messages (inbound_id));
 diesel::joinable!(draft_revisions -> drafts (draft_id));
 diesel::joinable!(reviews -> drafts (draft_id));
+diesel::joinable!(review_group_members -> review_groups (group_id));
+diesel::joinable!(review_group_members -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -223,6 +243,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     drafts,
     draft_revisions,
     reviews,
+    review_groups,
+    review_group_members,
     jobs,
     channel_state,
     audit_head,

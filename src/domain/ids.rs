@@ -91,6 +91,10 @@ uuid_id!(
     ReviewId
 );
 uuid_id!(
+    /// A reviewer group (review routes name groups by their name).
+    GroupId
+);
+uuid_id!(
     /// A job in the job queue (also the channel's idempotency key for a post job).
     JobId
 );

@@ -5,6 +5,7 @@ pub mod ids;
 pub mod inbound;
 pub mod jobs;
 pub mod roles;
+pub mod routing;
 pub mod text;
 pub mod time;
 pub mod username;

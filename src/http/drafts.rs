@@ -212,6 +212,17 @@ pub struct DraftQuery {
     /// at most this many (default 100, at most 1000)
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// `me`: only drafts whose current review step the caller may approve now.
+    #[serde(rename = "for")]
+    #[param(rename = "for", inline, value_type = Option<ForWhom>)]
+    pub for_whom: Option<String>,
+}
+
+/// Whose drafts `GET /drafts?for=` lists.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForWhom {
+    Me,
 }
 
 /// Drafts, oldest change first, optionally in one state.
@@ -238,10 +249,20 @@ pub async fn list(
         })
         .transpose()?;
     let limit = super::page_limit(q.limit)?;
+    let for_me = match q.for_whom.as_deref() {
+        None => false,
+        Some("me") => true,
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "for must be \"me\", not {:?}",
+                other.chars().take(40).collect::<String>()
+            )))
+        }
+    };
     let items = state
         .ctx
         .db
-        .run(move |conn| app::drafts::list(conn, &user.caller, wanted, limit))
+        .run(move |conn| app::drafts::list(conn, &user.caller, wanted, for_me, limit))
         .await?;
     Ok(HttpResponse::Ok().json(items))
 }

@@ -8,6 +8,7 @@ pub mod check;
 pub mod customers;
 pub mod drafts;
 pub mod error;
+pub mod groups;
 pub mod health;
 pub mod hours;
 pub mod inbound;
@@ -173,6 +174,9 @@ pub fn app(
                 .service(users::update)
                 .service(users::reset)
                 .service(users::set_password)
+                .service(groups::list)
+                .service(groups::create)
+                .service(groups::set_members)
                 .service(inbound::create)
                 .service(inbound::list)
                 .service(inbound::get_one)

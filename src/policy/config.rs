@@ -1,8 +1,8 @@
 //! The policy file format (TOML) and reading a policy folder.
 //!
 //! A policy folder holds `*.toml` files (sub-folders allowed). Each file may hold one
-//! `[organisation]` table (in exactly one file of the set) and any number of `[[rule]]`
-//! tables. Unknown fields are errors, so a misspelt key never silently disables a rule.
+//! `[organisation]` table (in exactly one file of the set), any number of `[[rule]]`
+//! tables, and review routes (`[[route]]`, all in one file: `routes.toml`). Unknown fields are errors, so a misspelt key never silently disables a rule.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,8 @@ pub(crate) struct FileDef {
     pub organisation: Option<Spanned<OrgDef>>,
     #[serde(default)]
     pub rule: Vec<Spanned<RuleDef>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<super::routes::RouteDef>>,
 }
 
 /// The organisation's own contact points and accepted vocabulary.

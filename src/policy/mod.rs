@@ -18,6 +18,7 @@ mod length;
 mod normalize;
 mod org;
 mod report;
+pub mod routes;
 
 use std::path::Path;
 
@@ -42,6 +43,7 @@ pub struct PolicySet {
     /// into force).
     texts: Vec<(String, String)>,
     engine: Engine,
+    routes: routes::Routes,
 }
 
 /// The policy version: lowercase hex SHA-256 over the sorted files, each framed as
@@ -66,9 +68,13 @@ impl PolicySet {
         let sources = read_folder(dir).map_err(|e| PolicyLoadError { errors: vec![e] })?;
         let mut errors = Vec::new();
         let mut defs = Vec::new();
+        let mut route_defs = Vec::new();
         for (i, src) in sources.iter().enumerate() {
             match src.parse() {
-                Ok(def) => defs.push((i, def)),
+                Ok(mut def) => {
+                    route_defs.push((i, std::mem::take(&mut def.route)));
+                    defs.push((i, def));
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -107,10 +113,20 @@ impl PolicySet {
                 }
             }
         }
+        let rule_ids: Vec<&str> = engine.rules.iter().map(|r| r.id.as_str()).collect();
+        let categories: Vec<&str> = engine.rules.iter().map(|r| r.category.as_str()).collect();
+        let routes = match routes::compile(&sources, route_defs, &rule_ids, &categories) {
+            Ok(r) => r,
+            Err(mut e) => {
+                errors.append(&mut e);
+                routes::Routes::default()
+            }
+        };
         if !errors.is_empty() {
             return Err(PolicyLoadError { errors });
         }
         Ok(PolicySet {
+            routes,
             version: version_of(&sources),
             files: sources.iter().map(|s| s.rel.clone()).collect(),
             texts: sources.into_iter().map(|s| (s.rel, s.content)).collect(),
@@ -173,6 +189,11 @@ impl PolicySet {
     /// Each file's name (relative to the folder) and text, in version order.
     pub fn texts(&self) -> &[(String, String)] {
         &self.texts
+    }
+
+    /// The review routes, in order (`routes.toml`).
+    pub fn routes(&self) -> &routes::Routes {
+        &self.routes
     }
 
     /// Ids of the rules, in file order (for `countersign policy test` and listings).

@@ -32,4 +32,5 @@ mod policy_samples;
 mod policy_twitter_text;
 mod replay;
 mod roles;
+mod routes;
 mod users;

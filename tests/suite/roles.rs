@@ -51,6 +51,19 @@ fn routes() -> Vec<Route> {
             Some(json!({"token": "nope", "password": "twelve chars or more"})),
             None,
         ),
+        ("get", "/api/v1/groups", None, Some(ALL)),
+        (
+            "post",
+            "/api/v1/groups",
+            Some(json!({"name": "g{n}"})),
+            Some(&[D]),
+        ),
+        (
+            "put",
+            "/api/v1/groups/{name}/members",
+            Some(json!({"members": []})),
+            Some(&[D]),
+        ),
         ("get", "/api/v1/hours", None, None),
         (
             "post",
@@ -167,6 +180,7 @@ fn call(
         s.replace("{id}", &uuid::Uuid::now_v7().to_string())
             .replace("{draft_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{n}", &n.to_string())
+            .replace("{name}", "no-such-group")
     };
     let path = fill(path);
     let body = body
