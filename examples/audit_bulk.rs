@@ -218,6 +218,7 @@ impl Gen {
                         sha256: text_sha256("policy text"),
                         text: "[[rule]]\nid = \"pii.card\"\ncategory = \"pii.card\"\n".into(),
                     }],
+                    preview: None,
                 },
             );
         }

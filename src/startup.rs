@@ -236,11 +236,13 @@ async fn reload_on_sighup(policies: PolicyStore, db: Db, clock: Clock, mut hup: 
     while hup.recv().await.is_some() {
         let (store, db, clock) = (policies.clone(), db.clone(), clock.clone());
         let reload = move || {
+            let old = store.current();
             store.reload(|set| {
                 crate::app::policies::record_activation(
                     &mut *db.conn()?,
                     &clock,
                     &crate::audit::Actor::System,
+                    &old,
                     set,
                 )
             })

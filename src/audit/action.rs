@@ -363,6 +363,10 @@ pub enum AuditAction {
     PolicyActivated {
         policy_version: String,
         files: Vec<PolicyFileRecord>,
+        /// On a reload: what the new set judges otherwise than the one it replaces, over
+        /// the last 30 days' draft revisions (counts and rules, no texts).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        preview: Option<crate::policy::preview::Preview>,
     },
 }
 

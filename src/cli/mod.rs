@@ -118,6 +118,19 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "policies", value_name = "DIR")]
         policies: PathBuf,
     },
+    /// What a proposed policy set would judge otherwise than the set in force
+    /// (COUNTERSIGN_POLICIES), over the draft revisions of the database since --since.
+    Preview {
+        /// The proposed policies folder.
+        #[arg(long, value_name = "NEW_DIR")]
+        policies: PathBuf,
+        /// How far back: 30d, 12h, 90m, or an RFC 3339 time.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// Print the preview as JSON (as POST /api/v1/policies/preview answers).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +307,26 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
                 set.files().len(),
                 set.version()
             );
+            Ok(true)
+        }
+        Command::Policy(PolicyCommand::Preview {
+            policies,
+            since,
+            json,
+        }) => {
+            let s = settings()?;
+            let current = load_policies(&s.policies)?;
+            let proposed = load_policies(&policies)?;
+            let db = Db::connect(&s.database_url, 1)?;
+            let mut conn = db.conn()?;
+            let since = app::policies::parse_since(&since, app::now().naive_utc())?;
+            let started = std::time::Instant::now();
+            let preview = app::policies::preview_of(&mut conn, &current, &proposed, since)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&preview)?);
+            } else {
+                print!("{}", describe_preview(&preview, started.elapsed()));
+            }
             Ok(true)
         }
         Command::Audit(AuditCommand::Verify { state, key }) => {
@@ -499,4 +532,57 @@ fn read_password() -> anyhow::Result<String> {
         bail!("no password given on stdin");
     }
     Ok(password)
+}
+
+/// A preview for people: counts, what moves where, which rules, and a few examples.
+fn describe_preview(p: &crate::policy::preview::Preview, took: std::time::Duration) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} revisions of {} drafts checked under {} (in force) and {} (proposed) in {:.1} s",
+        p.revisions,
+        p.drafts,
+        &p.from_version[..12.min(p.from_version.len())],
+        &p.to_version[..12.min(p.to_version.len())],
+        took.as_secs_f64()
+    );
+    let _ = writeln!(out, "{} revisions would be judged otherwise", p.changed);
+    for t in &p.transitions {
+        let _ = writeln!(
+            out,
+            "  {} -> {}: {} revisions ({} drafts)",
+            t.from.as_str(),
+            t.to.as_str(),
+            t.revisions,
+            t.drafts
+        );
+    }
+    if !p.rules.is_empty() {
+        let _ = writeln!(
+            out,
+            "by rule (revisions now reported / no longer reported):"
+        );
+        for r in &p.rules {
+            let _ = writeln!(
+                out,
+                "  {}: +{} / -{}",
+                r.rule, r.now_reported, r.no_longer_reported
+            );
+        }
+    }
+    for e in &p.examples {
+        let _ = writeln!(
+            out,
+            "example: draft {} revision {}: {} -> {} (+{:?} -{:?}): {:?}",
+            e.draft_id,
+            e.revision,
+            e.from.as_str(),
+            e.to.as_str(),
+            e.added,
+            e.removed,
+            e.text.chars().take(120).collect::<String>()
+        );
+    }
+    out
 }

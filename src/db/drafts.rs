@@ -222,6 +222,37 @@ pub fn counted_approvals(reviews: &[ReviewRow], d: &DraftRow) -> Vec<Approval> {
         .collect()
 }
 
+/// A revision as a policy preview checks it: its text and the message it answers.
+#[derive(Debug, Clone, Queryable)]
+pub struct RevisionToCheck {
+    pub draft_id: String,
+    pub revision: i32,
+    pub text: String,
+    /// The inbound message's channel and author handle (its length rule and mention).
+    pub channel: String,
+    pub author_handle: String,
+}
+
+/// Every draft revision written at or after `since`, oldest first.
+pub fn revisions_since(conn: &mut DbConn, since: NaiveDateTime) -> Result<Vec<RevisionToCheck>> {
+    use super::schema::inbound_messages;
+    Ok(draft_revisions::table
+        .inner_join(drafts::table.inner_join(inbound_messages::table))
+        .filter(draft_revisions::created_at.ge(since))
+        .select((
+            draft_revisions::draft_id,
+            draft_revisions::revision,
+            draft_revisions::text,
+            inbound_messages::channel,
+            inbound_messages::author_handle,
+        ))
+        .order((
+            draft_revisions::created_at.asc(),
+            draft_revisions::draft_id.asc(),
+        ))
+        .load(conn)?)
+}
+
 /// Voids the approvals of `revision` that still count (see [`ReviewRow::voided_at`]).
 pub fn void_approvals(
     conn: &mut DbConn,

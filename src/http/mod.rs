@@ -192,6 +192,7 @@ pub fn app(
                 .service(check::check)
                 .service(check::policies)
                 .service(check::reload)
+                .service(check::preview)
                 .service(drafts::create)
                 .service(drafts::list)
                 .service(drafts::get_one)

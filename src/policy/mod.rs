@@ -17,6 +17,7 @@ mod engine;
 mod length;
 mod normalize;
 mod org;
+pub mod preview;
 mod report;
 pub mod routes;
 
@@ -66,6 +67,55 @@ impl PolicySet {
     /// example...) refuses the whole set, naming file, line and rule.
     pub fn load(dir: &Path) -> Result<PolicySet, PolicyLoadError> {
         let sources = read_folder(dir).map_err(|e| PolicyLoadError { errors: vec![e] })?;
+        Self::compile(sources)
+    }
+
+    /// The same from files in memory, `(name, text)`: a proposed set sent for a preview.
+    /// Names are relative paths ending in `.toml` (`a/b.toml`), without `..`; a bad or
+    /// repeated name is an error naming it, like any other error of the set.
+    pub fn from_files(files: Vec<(String, String)>) -> Result<PolicySet, PolicyLoadError> {
+        let mut errors = Vec::new();
+        let mut sources: Vec<SourceFile> = Vec::new();
+        for (rel, content) in files {
+            let bad = !rel.ends_with(".toml")
+                || rel.len() > 200
+                || rel.starts_with('/')
+                || rel.contains('\\')
+                || rel
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..");
+            if bad || sources.iter().any(|s| s.rel == rel) {
+                errors.push(PolicyFileError {
+                    file: rel.chars().take(200).collect(),
+                    line: None,
+                    rule: None,
+                    message: if bad {
+                        "a policy file's name is a relative path ending in .toml, without ..".into()
+                    } else {
+                        "two files have this name".into()
+                    },
+                });
+                continue;
+            }
+            sources.push(SourceFile { rel, content });
+        }
+        if sources.is_empty() && errors.is_empty() {
+            errors.push(PolicyFileError {
+                file: String::new(),
+                line: None,
+                rule: None,
+                message: "no policy files (*.toml)".into(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(PolicyLoadError { errors });
+        }
+        // The order of a folder's files, so the version is the folder's.
+        sources.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Self::compile(sources)
+    }
+
+    fn compile(sources: Vec<SourceFile>) -> Result<PolicySet, PolicyLoadError> {
         let mut errors = Vec::new();
         let mut defs = Vec::new();
         let mut route_defs = Vec::new();

@@ -797,6 +797,7 @@ fn openapi_describes_every_route(b: Backend) {
         ("get", "/api/v1/audit/evidence/{draft_id}"),
         ("get", "/api/v1/policies"),
         ("post", "/api/v1/policies/reload"),
+        ("post", "/api/v1/policies/preview"),
         ("get", "/api/v1/openapi.json"),
         ("get", "/api/v1/channels/x/webhook"),
         ("post", "/api/v1/channels/x/webhook"),

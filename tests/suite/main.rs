@@ -26,6 +26,7 @@ mod outbox;
 mod policies_reload;
 mod policy_evasion;
 mod policy_load_errors;
+mod policy_preview;
 mod policy_properties;
 mod policy_real_replies;
 mod policy_samples;

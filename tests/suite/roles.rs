@@ -111,6 +111,14 @@ fn routes() -> Vec<Route> {
         ("post", "/api/v1/policies/reload", None, Some(&[D])),
         (
             "post",
+            "/api/v1/policies/preview",
+            Some(
+                json!({"files": [{"name": "a.toml", "text": "[[rule]]\nid = \"x.y\"\nkind = \"terms\"\ncategory = \"x\"\nseverity = \"warn\"\nmessage = \"m\"\nterms = [\"zzz\"]\n"}]}),
+            ),
+            Some(&[U, D]),
+        ),
+        (
+            "post",
             "/api/v1/drafts",
             Some(json!({"inbound_id": "{id}", "text": "Hello"})),
             Some(&[A]),

@@ -3,6 +3,7 @@
 //! cannot complete refuses the submission; groups are managed over the API and recorded.
 
 use crate::common::{Backend, TestApp, TestDb};
+use countersign::app::jobs::Job;
 use countersign::domain::roles::Role;
 use serde_json::{json, Value};
 
@@ -12,6 +13,7 @@ on_both_backends!(
     a_route_its_groups_cannot_complete_refuses_the_submission,
     groups_are_managed_by_admins_and_recorded,
     a_broken_routes_file_names_file_and_line_and_keeps_the_set,
+    an_expired_approval_starts_its_route_again,
 );
 
 const ADVICE: &str = "You should invest your bonus in our Tech Fund.";
@@ -464,5 +466,59 @@ fn a_broken_routes_file_names_file_and_line_and_keeps_the_set(b: Backend) {
         r.text.contains("\\\"any\\\", \\\"all\\\" or a number"),
         "{}",
         r.text
+    );
+}
+
+/// An approval of a routed draft that is not posted in time: its approvals are void, the
+/// route starts again from its first step (legal's `all` to be fixed anew), and compliance
+/// is asked again.
+fn an_expired_approval_starts_its_route_again(b: Backend) {
+    let Some(app) = app_with_routes(b, ROUTES) else {
+        return;
+    };
+    let admin = app.user("root", &[Role::Admin]);
+    let cora = app.user_with_email("cora", &[Role::Reviewer], Some("cora@example.org"));
+    let lea = app.user("lea", &[Role::Reviewer]);
+    group(&app, &admin, "compliance", &[&cora]);
+    group(&app, &admin, "legal", &[&lea]);
+    let (_agent, draft, _) = submitted(&app, ADVICE);
+    assert_eq!(app.review(&cora, &draft, "approve", 1).status, 200);
+    assert_eq!(
+        app.review(&lea, &draft, "approve", 1).body["state"],
+        "approved"
+    );
+    // Mail jobs asking cora to review (they wait in the queue: running them here would post
+    // the reply too).
+    let asked = || {
+        let mut conn = app.ctx.db.conn().unwrap();
+        countersign::db::jobs::of_kind(&mut conn, countersign::app::mail::SendMail::KIND)
+            .unwrap()
+            .iter()
+            .filter(|j| j.payload.contains("Review needed") && j.payload.contains("cora@"))
+            .count()
+    };
+    let asked_before = asked();
+    assert_eq!(asked_before, 1);
+    // No worker posts it (none runs here); its time to live passes.
+    app.advance(chrono::Duration::hours(25));
+    assert_eq!(countersign::app::expiry::sweep(&app.ctx).unwrap(), 1);
+    let cora = app.login("cora");
+    let view = app
+        .get(&format!("/api/v1/drafts/{draft}"), Some(&cora))
+        .body;
+    assert_eq!(view["state"], "pending_review");
+    assert_eq!(view["route"]["name"], "financial-advice");
+    assert_eq!(view["route"]["current_step"], 1);
+    assert_eq!(view["route"]["steps"][0]["approved_by"], json!([]));
+    assert_eq!(view["route"]["steps"][1]["approved_by"], json!([]));
+    assert_eq!(view["route"]["may_act"], json!([app.user_id(&cora)]));
+    assert_eq!(asked(), asked_before + 1, "compliance is asked again");
+    // Legal may not approve before compliance has, again.
+    let lea = app.login("lea");
+    assert_eq!(app.review(&lea, &draft, "approve", 1).status, 403);
+    assert_eq!(app.review(&cora, &draft, "approve", 1).status, 200);
+    assert_eq!(
+        app.review(&lea, &draft, "approve", 1).body["state"],
+        "approved"
     );
 }
