@@ -54,6 +54,8 @@ struct Replayed {
     revisions: HashMap<(String, i64), (String, String)>,
     /// draft -> [(reviewer, decision, revision)] in log order
     reviews: HashMap<String, Vec<(String, &'static str, i64)>>,
+    /// reviewer group id -> (name, member ids, sorted)
+    groups: HashMap<String, (String, Vec<String>)>,
     /// Entries the replay could not apply: (seq, why).
     faults: Vec<(i64, String)>,
 }
@@ -286,9 +288,28 @@ impl Replayed {
             | A::MailFailed
             | A::InboundAtRisk
             | A::InboundBreached
-            | A::PolicyActivated
-            | A::GroupCreated
-            | A::GroupUpdated => {}
+            | A::PolicyActivated => {}
+            A::GroupCreated => {
+                self.groups.insert(subject, (text(e, "name"), Vec::new()));
+            }
+            A::GroupUpdated => {
+                let members: Option<Vec<String>> = e
+                    .data
+                    .get("members")
+                    .and_then(|m| serde_json::from_value(m.clone()).ok());
+                match (self.groups.get_mut(&subject), members) {
+                    (Some(g), Some(mut members)) => {
+                        members.sort();
+                        g.1 = members;
+                    }
+                    (None, _) => self
+                        .faults
+                        .push((e.seq, "group.updated of an unknown group".into())),
+                    (_, None) => self
+                        .faults
+                        .push((e.seq, "group.updated: unreadable members".into())),
+                }
+            }
         }
     }
 
@@ -388,6 +409,39 @@ pub fn mismatches(conn: &mut DbConn) -> Result<Vec<StateMismatch>> {
         }
     }
     r.missing("users", expected.keys());
+
+    let mut expected = replay.groups;
+    let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (group, user) in db::groups::all_members(conn)? {
+        members
+            .entry(group.to_string())
+            .or_default()
+            .push(user.to_string());
+    }
+    for g in db::groups::all(conn)? {
+        let id = g.id.to_string();
+        let Some((name, want)) = expected.remove(&id) else {
+            r.add(
+                "review_groups",
+                id,
+                "no group.created entry explains this group",
+            );
+            continue;
+        };
+        if g.name != name {
+            r.add("review_groups", &id, differ("name", &g.name, &name));
+        }
+        let mut have = members.remove(&id).unwrap_or_default();
+        have.sort();
+        if have != want {
+            r.add(
+                "review_group_members",
+                &id,
+                differ("members", &have.join(","), &want.join(",")),
+            );
+        }
+    }
+    r.missing("review_groups", expected.keys());
 
     let mut expected = replay.customers;
     for (id, crm_ref, merged_into) in db::state::customers(conn)? {

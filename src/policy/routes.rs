@@ -41,7 +41,12 @@ pub(crate) struct StepDef {
     /// The reviewer group; absent: every reviewer.
     #[serde(default)]
     pub group: Option<Spanned<String>>,
-    pub approvals: Need,
+    /// `"any"`, `"all"` or a number …
+    #[serde(default)]
+    pub approvals: Option<Need>,
+    /// … or the number as `n = K`.
+    #[serde(default)]
+    pub n: Option<Spanned<i64>>,
 }
 
 /// A route, validated.
@@ -198,7 +203,27 @@ pub(crate) fn compile(
             }
             let mut steps = Vec::new();
             for s in def.step {
+                let step_at = s.span().start;
                 let s = s.into_inner();
+                let approvals = match (s.approvals, &s.n) {
+                    (Some(need), None) => need,
+                    (None, Some(n)) if (1..=100).contains(n.get_ref()) => {
+                        Need::AtLeast(*n.get_ref() as u32)
+                    }
+                    (None, Some(n)) => {
+                        err(n.span().start, "n must be a number from 1 to 100".into());
+                        continue;
+                    }
+                    _ => {
+                        err(
+                            step_at,
+                            "a step needs approvals = \"any\", \"all\" or a number (or n = K), \
+                             once"
+                                .into(),
+                        );
+                        continue;
+                    }
+                };
                 if let Some(g) = &s.group {
                     if !valid_group_name(g.get_ref()) {
                         err(
@@ -213,7 +238,7 @@ pub(crate) fn compile(
                 }
                 steps.push(Step {
                     group: s.group.map(Spanned::into_inner),
-                    approvals: s.approvals,
+                    approvals,
                     required: None,
                 });
             }
@@ -253,5 +278,110 @@ pub(crate) fn compile(
         Ok(Routes { routes })
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::inbound::Channel;
+    use crate::domain::routing::Need;
+    use crate::policy::PolicySet;
+
+    const RULES: &str = r#"
+[[rule]]
+id = "advice.invest"
+kind = "terms"
+category = "financial_advice"
+severity = "escalate"
+message = "Investment advice"
+terms = ["invest"]
+"#;
+
+    fn set(routes: &str) -> Result<PolicySet, String> {
+        PolicySet::from_files(vec![
+            ("rules.toml".into(), RULES.into()),
+            ("routes.toml".into(), routes.into()),
+        ])
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_first_matching_route_applies_else_the_default() {
+        let s = set(r#"
+[[route]]
+name = "mastodon-advice"
+rules = ["advice.invest"]
+channels = ["mastodon"]
+[[route.step]]
+group = "legal"
+n = 2
+
+[[route]]
+name = "advice"
+categories = ["financial_advice"]
+verdict = ["escalate"]
+[[route.step]]
+group = "compliance"
+approvals = "any"
+[[route.step]]
+approvals = "any"
+"#)
+        .unwrap();
+        let advice = s.check("You should invest now");
+        let m = s.routes().plan_for(&advice, Channel::Mastodon);
+        assert_eq!(m.route, "mastodon-advice");
+        assert_eq!(m.steps[0].approvals, Need::AtLeast(2));
+        let x = s.routes().plan_for(&advice, Channel::X);
+        assert_eq!(x.route, "advice");
+        assert_eq!(x.steps[1].group, None, "a step without group: any reviewer");
+        let plain = s.routes().plan_for(&s.check("Thanks!"), Channel::X);
+        assert_eq!(plain.route, "default");
+        assert_eq!(plain.approvals_needed(), 1);
+    }
+
+    #[test]
+    fn mistakes_name_file_and_line() {
+        for (routes, line, says) in [
+            ("[[route]]\nname = \"a\"\n", 1, "at least one [[route.step]]"),
+            (
+                "[[route]]\nname = \"a\"\nverdict = [\"block\"]\n[[route.step]]\nn = 2\n",
+                3,
+                "never reviewed",
+            ),
+            (
+                "[[route]]\nname = \"a\"\nrules = [\"nope\"]\n[[route.step]]\nn = 2\n",
+                3,
+                "no rule has the id",
+            ),
+            (
+                "[[route]]\nname = \"a\"\nchannels = [\"fax\"]\n[[route.step]]\nn = 2\n",
+                3,
+                "unknown channel",
+            ),
+            (
+                "[[route]]\nname = \"a\"\n[[route.step]]\ngroup = \"Legal\"\nn = 2\n",
+                4,
+                "lower-case",
+            ),
+            (
+                "[[route]]\nname = \"a\"\n[[route.step]]\nn = 0\n",
+                4,
+                "from 1 to 100",
+            ),
+            (
+                "[[route]]\nname = \"default\"\n[[route.step]]\nn = 2\n",
+                2,
+                "other than \"default\"",
+            ),
+            (
+                "[[route]]\nname = \"a\"\n[[route.step]]\nn = 2\n[[route]]\nname = \"a\"\n[[route.step]]\nn = 2\n",
+                6,
+                "two routes have this name",
+            ),
+        ] {
+            let e = set(routes).unwrap_err();
+            assert!(e.contains(&format!("routes.toml:{line}")), "{routes:?}: {e}");
+            assert!(e.contains(says), "{routes:?}: {e}");
+        }
     }
 }

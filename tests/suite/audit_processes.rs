@@ -136,7 +136,12 @@ fn kill_9_during_a_burst_loses_nothing_acknowledged(b: Backend) {
                 }
             });
         }
-        std::thread::sleep(Duration::from_millis(600));
+        // Kill once the burst is under way (however busy the machine is), bounded.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while acked.lock().unwrap().len() <= 10 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
         server.signal("-KILL");
     });
     assert!(
@@ -149,7 +154,12 @@ fn kill_9_during_a_burst_loses_nothing_acknowledged(b: Backend) {
     // The service starts again on what the kill left, and nothing is inconsistent.
     drop(server);
     let again = Server::start_with(&dir, &repo("policies"), &envs, "second.log");
-    assert!(again.terminate().success());
+    let status = again.terminate();
+    assert!(
+        status.success(),
+        "second.log: {status:?}\n{}",
+        std::fs::read_to_string(dir.join("second.log")).unwrap_or_default()
+    );
     let out = bin()
         .args(["audit", "verify", "--state"])
         .envs(envs)

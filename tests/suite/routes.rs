@@ -405,6 +405,27 @@ fn groups_are_managed_by_admins_and_recorded(b: Backend) {
     let updated = app.entries_of("group.updated");
     assert_eq!(updated[0]["data"]["members"], json!([app.user_id(&rui)]));
     assert_eq!(updated[0]["subject"], created[0]["subject"]);
+
+    // `verify --state` holds the groups to the log: a member added behind it is named.
+    let auditor = app.user("eva", &[Role::Auditor]);
+    let state = app.get("/api/v1/audit/verify?state=true", Some(&auditor));
+    assert_eq!(state.body["ok"], true, "{}", state.text);
+    let other = app.user("lee", &[Role::Reviewer]);
+    use diesel::RunQueryDsl;
+    diesel::sql_query(format!(
+        "INSERT INTO review_group_members (group_id, user_id, added_at) VALUES ('{}', '{}', '2026-12-07 00:00:00')",
+        created[0]["subject"].as_str().unwrap(),
+        app.user_id(&other)
+    ))
+    .execute(&mut *app.ctx.db.conn().unwrap())
+    .unwrap();
+    let state = app.get("/api/v1/audit/verify?state=true", Some(&auditor));
+    assert_eq!(state.body["ok"], false, "{}", state.text);
+    assert_eq!(
+        state.body["state"][0]["table"], "review_group_members",
+        "{}",
+        state.text
+    );
 }
 
 fn a_broken_routes_file_names_file_and_line_and_keeps_the_set(b: Backend) {
