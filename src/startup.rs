@@ -252,7 +252,7 @@ async fn reload_on_sighup(policies: PolicyStore, db: Db, clock: Clock, mut hup: 
                 tracing::info!(policy_version = set.version(), "policies reloaded (SIGHUP)")
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "policy reload failed; the policies in force stay")
+                tracing::error!(error = %e, "policy reload failed; the policies in force are unchanged")
             }
             Err(e) => tracing::error!(error = %e, "policy reload task failed"),
         }

@@ -16,7 +16,7 @@ use crate::db::{self, write_tx, DbConn};
 use crate::domain::ids::{DraftId, InboundId, ReviewId};
 use crate::domain::inbound::InboundState;
 use crate::domain::roles::Permission;
-use crate::domain::routing::{Approval, Refusal};
+use crate::domain::routing::{Approval, Refusal, DEFAULT_ROUTE};
 use crate::domain::text::check_field;
 use crate::domain::workflow::{approvals_needed, may_review, Decision, DraftEvent, DraftState};
 use crate::error::{Error, Result};
@@ -40,20 +40,24 @@ pub fn submitted_text_sha256(conn: &mut DbConn, draft_id: DraftId) -> Result<Opt
 /// Checks `text` as a reply to `inbound`: under its channel's length rule, and on Mastodon
 /// with the customer's own `@user@domain` allowed (it is how a reply names them there).
 pub fn check_reply(ctx: &Context, text: &str, inbound: &InboundRow) -> CheckReport {
-    let mention = (inbound.channel == crate::domain::inbound::Channel::Mastodon.as_str())
-        .then_some(inbound.author_handle.as_str());
-    ctx.policies
-        .current()
-        .check_reply(text, length_rule(inbound), mention)
+    let (rule, mention) = reply_context(&inbound.channel, &inbound.author_handle);
+    ctx.policies.current().check_reply(text, rule, mention)
 }
 
-/// The length rule a reply to `inbound` is checked under (its channel's; X's for a stored
-/// channel that is not one of ours).
+/// How a reply to a message on `channel` by `author_handle` is checked: the channel's length
+/// rule (X's for a stored channel that is not one of ours), and on Mastodon the customer's
+/// own handle, allowed as a mention.
+pub fn reply_context<'a>(channel: &str, author_handle: &'a str) -> (LengthRule, Option<&'a str>) {
+    let channel = channel.parse::<crate::domain::inbound::Channel>().ok();
+    (
+        channel.map_or(LengthRule::X, LengthRule::from),
+        (channel == Some(crate::domain::inbound::Channel::Mastodon)).then_some(author_handle),
+    )
+}
+
+/// The length rule a reply to `inbound` is checked under.
 pub fn length_rule(inbound: &InboundRow) -> LengthRule {
-    inbound
-        .channel
-        .parse::<crate::domain::inbound::Channel>()
-        .map_or(LengthRule::X, LengthRule::from)
+    reply_context(&inbound.channel, &inbound.author_handle).0
 }
 
 /// The message that draft `id` answers.
@@ -445,6 +449,23 @@ pub fn review(
                     reviewer: me,
                     step: outcome.step,
                 });
+                if !outcome.completes_route && plan.route != DEFAULT_ROUTE {
+                    // Nobody approves twice: this approval must leave the later steps
+                    // people who may still complete them.
+                    let members = plan
+                        .steps
+                        .iter()
+                        .map(|s| review_route::eligible(conn, s))
+                        .collect::<Result<Vec<_>>>()?;
+                    plan.feasible_after(&after, &writers, &members)
+                        .map_err(|why| {
+                            Error::Conflict(format!(
+                                "your approval would leave the route unfinishable ({why}); let \
+                             another member of {} approve this step",
+                                plan.steps[outcome.step].group_label()
+                            ))
+                        })?;
+                }
                 if outcome.completes_step && !outcome.completes_route {
                     let next = outcome.step + 1;
                     let members = review_route::eligible(conn, &plan.steps[next])?;
@@ -471,25 +492,8 @@ pub fn review(
                 (event, action)
             }
             Decision::Reject | Decision::RequestChanges => {
-                // Anyone the route lets approve one of its steps may stop the draft.
-                let mut may_decide = false;
-                for step in &plan.steps {
-                    if review_route::eligible(conn, step)?.contains(&me) {
-                        may_decide = true;
-                        break;
-                    }
-                }
-                if !may_decide {
-                    return Err(Error::Forbidden(format!(
-                        "this draft's route ({}) is reviewed by {}; you are in none of them",
-                        plan.route,
-                        plan.steps
-                            .iter()
-                            .map(|s| s.group_label())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
+                // Any reviewer who did not write it may stop a draft (spec/api.md), whatever
+                // its route.
                 if r.decision == Decision::Reject {
                     (
                         DraftEvent::Reject,

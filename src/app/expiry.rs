@@ -78,6 +78,9 @@ pub fn sweep(ctx: &Context) -> Result<usize> {
                     ttl_hours: ctx.settings.approval_ttl_hours,
                     state: next,
                     check: report.clone(),
+                    route: (next == DraftState::PendingReview)
+                        .then(|| d.plan())
+                        .transpose()?,
                 },
             )?;
             if next == DraftState::PendingReview {

@@ -8,12 +8,11 @@ use super::Caller;
 use crate::audit::action::PolicyFileRecord;
 use crate::audit::{ActionName, Actor, AuditAction};
 use crate::db::{self, write_tx, DbConn};
-use crate::domain::inbound::Channel;
 use crate::domain::roles::Permission;
 use crate::error::Error;
 use crate::error::Result;
 use crate::policy::preview::{self, Preview, Sample};
-use crate::policy::{LengthRule, PolicySet};
+use crate::policy::PolicySet;
 use chrono::NaiveDateTime;
 use sha2::{Digest, Sha256};
 
@@ -60,13 +59,15 @@ pub fn samples_since(conn: &mut DbConn, since: NaiveDateTime) -> Result<Vec<Samp
     Ok(db::drafts::revisions_since(conn, since)?
         .into_iter()
         .map(|r| {
-            let channel = r.channel.parse::<Channel>().ok();
+            // As the drafts themselves are checked.
+            let (length_rule, mention) = super::drafts::reply_context(&r.channel, &r.author_handle);
+            let mention = mention.map(str::to_string);
             Sample {
                 draft_id: r.draft_id,
                 revision: r.revision,
                 text: r.text,
-                length_rule: channel.map_or(LengthRule::X, LengthRule::from),
-                mention: (channel == Some(Channel::Mastodon)).then_some(r.author_handle),
+                length_rule,
+                mention,
             }
         })
         .collect())
@@ -100,20 +101,30 @@ pub fn preview_files(
     preview_of(conn, &ctx.policies.current(), &proposed, since)
 }
 
-/// Reads how far back a preview looks: `30d`, `12h`, `90m`, or an RFC 3339 time.
+/// The longest period a preview reads (every revision's text is held in memory).
+pub const MAX_PREVIEW_DAYS: i64 = 366;
+
+/// Reads how far back a preview looks: `30d`, `12h`, `90m`, or an RFC 3339 time, at most
+/// [`MAX_PREVIEW_DAYS`] back.
 ///
 /// Errors: 400 naming the value.
 pub fn parse_since(spec: &str, now: NaiveDateTime) -> Result<NaiveDateTime> {
     let bad = || {
         Error::BadRequest(format!(
-            "since is a duration such as 30d, 12h or 90m, or an RFC 3339 time: {:?}",
+            "since is a duration such as 30d, 12h or 90m, or an RFC 3339 time, at most \
+             {MAX_PREVIEW_DAYS} days back: {:?}",
             spec.chars().take(40).collect::<String>()
         ))
     };
     let spec = spec.trim();
     if let Some(unit) = spec.chars().last().filter(|c| matches!(c, 'd' | 'h' | 'm')) {
         let n: i64 = spec[..spec.len() - 1].parse().map_err(|_| bad())?;
-        if !(0..=36_500).contains(&n) {
+        let days = match unit {
+            'd' => n,
+            'h' => n / 24,
+            _ => n / (24 * 60),
+        };
+        if n < 0 || days > MAX_PREVIEW_DAYS {
             return Err(bad());
         }
         let span = match unit {
@@ -123,9 +134,13 @@ pub fn parse_since(spec: &str, now: NaiveDateTime) -> Result<NaiveDateTime> {
         };
         return Ok(now - span);
     }
-    crate::domain::time::ApiTime::parse(spec)
+    let at = crate::domain::time::ApiTime::parse(spec)
         .map(|t| t.utc().naive_utc())
-        .map_err(|_| bad())
+        .map_err(|_| bad())?;
+    if now - at > chrono::Duration::days(MAX_PREVIEW_DAYS) {
+        return Err(bad());
+    }
+    Ok(at)
 }
 
 /// At start: records `policy.activated` unless the last one recorded is this version.
@@ -179,7 +194,17 @@ mod tests {
                 .and_hms_opt(0, 0, 0)
                 .unwrap()
         );
-        for bad in ["", "d", "-1d", "30", "30w", "soon", "99999999d"] {
+        for bad in [
+            "",
+            "d",
+            "-1d",
+            "30",
+            "30w",
+            "soon",
+            "99999999d",
+            "367d",
+            "2000-01-01T00:00:00Z",
+        ] {
             assert!(parse_since(bad, now).is_err(), "{bad:?}");
         }
     }

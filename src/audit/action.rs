@@ -304,6 +304,10 @@ pub enum AuditAction {
         state: DraftState,
         /// The checks run again against the policies in force.
         check: CheckReport,
+        /// The route the draft takes again from its first step (chosen by the policies in
+        /// force); absent when it went back to its author.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        route: Option<Plan>,
     },
     PostSucceeded {
         /// The channel that posted it: the message's network, or `log` standing in for a

@@ -189,11 +189,23 @@ impl LogChannel {
         let Some(db) = &self.db else { return true };
         let now = match db.conn().and_then(|mut c| recorded_identity(&mut c)) {
             Ok(Some(recorded)) => recorded.same_file(&self.mine),
-            // Never recorded (the row was removed by hand): record ours, as at a first start.
+            // Never recorded (the row was removed by hand): ours, unless another instance
+            // recorded its own first, as at a first start.
             Ok(None) => db
                 .conn()
-                .and_then(|mut c| record_identity(&mut c, &self.mine, self.clock.now().naive_utc()))
-                .is_ok(),
+                .and_then(|mut c| {
+                    let text = serde_json::to_string(&self.mine)?;
+                    let stored = crate::db::channels::insert_if_absent(
+                        &mut c,
+                        Network::Log.as_str(),
+                        STATE_KEY,
+                        &text,
+                        self.clock.now().naive_utc(),
+                    )?;
+                    Ok(serde_json::from_str::<FileIdentity>(&stored)
+                        .is_ok_and(|r| r.same_file(&self.mine)))
+                })
+                .unwrap_or(false),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the log channel's recorded file");
                 return false;

@@ -547,7 +547,11 @@ fn describe_preview(p: &crate::policy::preview::Preview, took: std::time::Durati
         &p.to_version[..12.min(p.to_version.len())],
         took.as_secs_f64()
     );
-    let _ = writeln!(out, "{} revisions would be judged otherwise", p.changed);
+    let _ = writeln!(
+        out,
+        "{} of them would be judged otherwise (another verdict, or other rules reporting)",
+        p.changed
+    );
     for t in &p.transitions {
         let _ = writeln!(
             out,
@@ -561,7 +565,7 @@ fn describe_preview(p: &crate::policy::preview::Preview, took: std::time::Durati
     if !p.rules.is_empty() {
         let _ = writeln!(
             out,
-            "by rule (revisions now reported / no longer reported):"
+            "rules whose findings change (+ revisions it now reports, - revisions it no longer does):"
         );
         for r in &p.rules {
             let _ = writeln!(
@@ -574,13 +578,21 @@ fn describe_preview(p: &crate::policy::preview::Preview, took: std::time::Durati
     for e in &p.examples {
         let _ = writeln!(
             out,
-            "example: draft {} revision {}: {} -> {} (+{:?} -{:?}): {:?}",
+            "example: draft {} revision {}: {} -> {}{}{}: {:?}",
             e.draft_id,
             e.revision,
             e.from.as_str(),
             e.to.as_str(),
-            e.added,
-            e.removed,
+            if e.added.is_empty() {
+                String::new()
+            } else {
+                format!(", now reported by {}", e.added.join(", "))
+            },
+            if e.removed.is_empty() {
+                String::new()
+            } else {
+                format!(", no longer by {}", e.removed.join(", "))
+            },
             e.text.chars().take(120).collect::<String>()
         );
     }

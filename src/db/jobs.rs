@@ -328,13 +328,14 @@ pub fn pending_count(conn: &mut DbConn, kind: &str) -> Result<i64> {
         .get_result(conn)?)
 }
 
-/// The pending jobs of `kind` on these channels that an attempt has started on (leased
-/// now, or leased before and not finished): each may already have acted.
+/// The jobs of `kind` on these channels that an attempt has started on and that are not
+/// done: pending (leased now, or leased before), and failed or cancelled ones, which a
+/// retry or a new approval re-arms with the same id. Each may already have acted.
 pub fn started(conn: &mut DbConn, kind: &str, channels: &[&str]) -> Result<Vec<JobRow>> {
     jobs::table
         .select(Stored::as_select())
         .filter(jobs::kind.eq(kind))
-        .filter(jobs::state.eq(JobState::Pending.as_str()))
+        .filter(jobs::state.ne(JobState::Done.as_str()))
         .filter(jobs::attempts.gt(0))
         .filter(jobs::channel.eq_any(channels))
         .order(jobs::id.asc())

@@ -195,9 +195,10 @@ impl Plan {
         (0..self.steps.len()).find(|&i| !self.step_complete(i, approvals))
     }
 
-    /// Who may approve the current step now: for `all`, its fixed members not yet
-    /// approved; otherwise `eligible` (the group's reviewers now) less the draft's writers
-    /// and everyone who approved already.
+    /// Who may approve the current step now: `eligible` (the group's reviewers now) less the
+    /// draft's writers and everyone who approved already; for `all`, only its members fixed
+    /// at the step's start (someone who left the group since may not approve, and the step
+    /// then waits: fail closed).
     pub fn may_act(
         &self,
         approvals: &[Approval],
@@ -208,11 +209,13 @@ impl Plan {
             return Vec::new();
         };
         let approved = |u: &UserId| approvals.iter().any(|a| a.reviewer == *u);
-        let pool: &[UserId] = match (&self.steps[i].approvals, &self.steps[i].required) {
-            (Need::All, Some(required)) => required,
-            _ => eligible,
+        let fixed = match (&self.steps[i].approvals, &self.steps[i].required) {
+            (Need::All, Some(required)) => Some(required),
+            _ => None,
         };
-        pool.iter()
+        eligible
+            .iter()
+            .filter(|u| fixed.is_none_or(|r| r.contains(u)))
             .filter(|u| !writers.contains(u) && !approved(u))
             .copied()
             .collect()
@@ -294,6 +297,16 @@ impl Plan {
     ///
     /// Errors: the first step that cannot be completed, and why.
     pub fn feasible(&self, writers: &[UserId], members: &[Vec<UserId>]) -> Result<(), String> {
+        self.feasible_numbered(0, writers, members)
+    }
+
+    /// [`Plan::feasible`] with step numbers in messages counted from `first + 1`.
+    fn feasible_numbered(
+        &self,
+        first: usize,
+        writers: &[UserId],
+        members: &[Vec<UserId>],
+    ) -> Result<(), String> {
         // Each step's candidates: its members, less writers and less the members of an
         // earlier `all` step (taken there).
         let mut taken: Vec<UserId> = Vec::new();
@@ -320,7 +333,7 @@ impl Plan {
                 return Err(format!(
                     "step {} of route {:?} needs {} approval{} from {}, and only {} of its \
                      reviewers may approve this draft",
-                    i + 1,
+                    first + i + 1,
                     self.route,
                     need,
                     if need == 1 { "" } else { "s" },
@@ -345,11 +358,63 @@ impl Plan {
                      completed by someone who did not approve an earlier step)",
                     self.route,
                     slots.len(),
-                    step + 1
+                    first + step + 1
                 ));
             }
         }
         Ok(())
+    }
+}
+
+impl Plan {
+    /// Whether the rest of the route can still be completed after `approvals`: the same
+    /// test as [`Plan::feasible`], for the steps from the current one, with what the current
+    /// step still needs and nobody who approved already. `members[i]` are step `i`'s group's
+    /// reviewers now (every step).
+    ///
+    /// Errors: the step that could no longer be completed, and why.
+    pub fn feasible_after(
+        &self,
+        approvals: &[Approval],
+        writers: &[UserId],
+        members: &[Vec<UserId>],
+    ) -> Result<(), String> {
+        let Some(current) = self.current_step(approvals) else {
+            return Ok(());
+        };
+        let mut blocked = writers.to_vec();
+        blocked.extend(approvals.iter().map(|a| a.reviewer));
+        let mut rest = Plan {
+            route: self.route.clone(),
+            steps: self.steps[current..].to_vec(),
+        };
+        let mut rest_members = members.get(current..).unwrap_or_default().to_vec();
+        let done = approvals.iter().filter(|a| a.step == current).count() as u32;
+        let first = &mut rest.steps[0];
+        match (&first.approvals, &first.required) {
+            (Need::All, Some(required)) => {
+                let left: Vec<UserId> = required
+                    .iter()
+                    .filter(|u| !approvals.iter().any(|a| a.reviewer == **u))
+                    .copied()
+                    .collect();
+                first.approvals = Need::AtLeast(left.len().max(1) as u32);
+                if let Some(m) = rest_members.first_mut() {
+                    m.retain(|u| left.contains(u));
+                }
+            }
+            (Need::All, None) => {}
+            (other, _) => {
+                let needed = Step {
+                    group: None,
+                    approvals: *other,
+                    required: None,
+                }
+                .needed();
+                first.approvals = Need::AtLeast(needed.saturating_sub(done).max(1));
+            }
+        }
+        rest.feasible_numbered(current, &blocked, &rest_members)
     }
 }
 
@@ -520,6 +585,45 @@ mod tests {
                 .unwrap()
                 .completes_route
         );
+    }
+
+    #[test]
+    fn an_approval_that_would_strand_a_later_step_is_caught() {
+        let [x, y]: [UserId; 2] = users(2).try_into().unwrap();
+        let p = plan(vec![step("a", Need::Any), step("b", Need::Any)]);
+        let members = [vec![x, y], vec![x]];
+        p.feasible(&[], &members).unwrap();
+        // x approves step 1: step 2 has nobody left.
+        let after_x = [Approval {
+            reviewer: x,
+            step: 0,
+        }];
+        let err = p.feasible_after(&after_x, &[], &members).unwrap_err();
+        assert!(err.contains("step 2"), "{err}");
+        // y approves step 1: x is left for step 2.
+        let after_y = [Approval {
+            reviewer: y,
+            step: 0,
+        }];
+        p.feasible_after(&after_y, &[], &members).unwrap();
+    }
+
+    #[test]
+    fn someone_who_left_the_group_may_not_approve_an_all_step() {
+        let [a, b]: [UserId; 2] = users(2).try_into().unwrap();
+        let mut p = plan(vec![step("legal", Need::All)]);
+        p.start_step(0, &[], &[], &[a, b]);
+        // b left legal: b may not approve, and the step waits for b (fail closed).
+        assert_eq!(p.may_act(&[], &[], &[a]), vec![a]);
+        assert!(matches!(
+            p.approve(&[], b, &[], &[a]),
+            Err(Refusal::NotEligible { .. })
+        ));
+        let after = [Approval {
+            reviewer: a,
+            step: 0,
+        }];
+        assert_eq!(p.current_step(&after), Some(0));
     }
 
     #[test]

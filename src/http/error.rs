@@ -50,7 +50,7 @@ impl ResponseError for Error {
             }),
             Error::PolicyInvalid(e) => json!({
                 "error": self.code(),
-                "message": "the policy set is invalid; the policies in force stay",
+                "message": "the policy set is invalid; the policies in force are unchanged",
                 "errors": e.errors,
             }),
             Error::Internal(detail) => {

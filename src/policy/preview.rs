@@ -122,9 +122,10 @@ pub fn compare(current: &PolicySet, proposed: &PolicySet, samples: &[Sample]) ->
                 })
             })
             .collect();
+        // A panic in a checking thread is the preview's panic: never a silent undercount.
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
     diffs.sort_by_key(|d| d.sample);

@@ -25,7 +25,7 @@ pub(crate) fn repo(rel: &str) -> String {
 }
 
 /// A copy of the shipped policies in `dir/policies`, to change in a test.
-fn copy_policies(dir: &Path) -> std::path::PathBuf {
+pub(crate) fn copy_policies(dir: &Path) -> std::path::PathBuf {
     let policies = dir.join("policies");
     std::fs::create_dir(&policies).unwrap();
     for entry in std::fs::read_dir(repo("policies")).unwrap() {

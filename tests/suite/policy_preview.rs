@@ -5,7 +5,7 @@
 use crate::common::{Backend, TestApp, TestDb};
 use countersign::domain::roles::Role;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 on_both_backends!(
     the_preview_reports_exactly_the_drafts_that_change,
@@ -20,15 +20,6 @@ severity = "block"
 message = "Refunds are handled by DM"
 terms = ["refund"]
 "#;
-
-/// The shipped policies copied into `dir`.
-fn copy_shipped(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    for entry in std::fs::read_dir(crate::common::repo_path("policies")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
-}
 
 /// The proposed set: the shipped one without promise.toml, with a rule that blocks refunds.
 fn proposed_files() -> Vec<Value> {
@@ -217,8 +208,7 @@ fn the_preview_reports_exactly_the_drafts_that_change(b: Backend) {
 
 fn a_reload_records_what_the_new_set_changes(b: Backend) {
     let Some(db) = TestDb::new(b) else { return };
-    let dir: PathBuf = db.dir.path().join("policies");
-    copy_shipped(&dir);
+    let dir: PathBuf = crate::cli::copy_policies(db.dir.path());
     let app = TestApp::start_with(
         db,
         &[("COUNTERSIGN_POLICIES", dir.to_str().unwrap())],

@@ -34,12 +34,7 @@ approvals = "all"
 
 /// The shipped policies with `routes` as routes.toml, in the test's folder.
 fn policies_with(db: &TestDb, routes: &str) -> String {
-    let dir = db.dir.path().join("policies");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(crate::common::repo_path("policies")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
+    let dir = crate::cli::copy_policies(db.dir.path());
     std::fs::write(dir.join("routes.toml"), routes).unwrap();
     dir.display().to_string()
 }
