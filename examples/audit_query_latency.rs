@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         .select(audit_entries::actor)
         .filter(audit_entries::action.eq("user.login"))
         .order(audit_entries::seq.asc())
-        .first(&mut conn)?;
+        .first(&mut *conn)?;
     let since_50 = at_of(&mut conn, head / 2)?;
     let since_99 = at_of(&mut conn, head * 99 / 100)?;
     let since_end = at_of(&mut conn, head - 50)?;

@@ -11,8 +11,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use std::collections::HashMap;
 
-/// Locks the head row until the transaction ends (see [`super::write_tx`]). The no-op
-/// update is what takes the lock on both engines.
+/// Locks the head row until the transaction ends. The no-op update is what takes the lock
+/// on both engines; on SQLite without a group-commit writer it is also what takes the write
+/// lock before anything is read (see [`super::write_tx`]).
 pub fn lock_head(conn: &mut DbConn) -> Result<i64> {
     diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
         .set(audit_head::size.eq(audit_head::size))
@@ -20,7 +21,7 @@ pub fn lock_head(conn: &mut DbConn) -> Result<i64> {
     Ok(audit_head::table
         .select(audit_head::size)
         .filter(audit_head::id.eq(1))
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// One stored entry.
@@ -36,70 +37,132 @@ pub struct StoredEntry {
     pub leaf_hash: String,
 }
 
-/// Appends one entry; must run inside [`super::write_tx`], in the transaction of the
-/// change it records. `at` is the time of that change (the same value its rows store, at
-/// microsecond precision: [`crate::app::now`], in UTC). `subject` is the id the action is
-/// about (spec/audit.md "Subjects"), in its text form. Returns the entry's `seq`.
+/// An entry recorded by the transaction on this thread, written when it is about to commit
+/// (its `seq` is not known before).
+struct Pending {
+    at: NaiveDateTime,
+    actor: Actor,
+    action: &'static str,
+    subject: Option<String>,
+    data: serde_json::Value,
+}
+
+thread_local! {
+    /// The entries of the write transaction running on this thread, in the order recorded.
+    /// Work runs on its own thread even in a commit group (see `db::writer`).
+    static PENDING: std::cell::RefCell<Vec<Pending>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records one entry in the write transaction of the change it records; it must run inside
+/// [`super::write_tx`] (or [`super::write_tx_concurrent`]), which writes it just before the
+/// commit: the head row, which hands out `seq`, is locked as late as possible, so
+/// concurrent transactions hold it for one statement's time rather than their whole
+/// length. `at` is the time of the change (the same value its rows store, at microsecond
+/// precision: [`crate::app::now`], in UTC). `subject` is the id the action is about
+/// (spec/audit.md "Subjects"), in its text form.
+///
+/// Errors: [`Error::Internal`] outside a write transaction (the entry would be lost).
 pub fn append(
-    conn: &mut DbConn,
+    _conn: &mut DbConn,
     at: NaiveDateTime,
     actor: &Actor,
     subject: Option<&dyn std::fmt::Display>,
     action: &AuditAction,
-) -> Result<i64> {
-    let subject = subject.map(|s| s.to_string());
-    let subject = subject.as_deref();
-    let size: i64 = audit_head::table
-        .select(audit_head::size)
-        .filter(audit_head::id.eq(1))
-        .first(conn)?;
-    let seq = size + 1;
+) -> Result<()> {
+    if !super::writer::in_transaction() {
+        return Err(Error::Internal(
+            "an audit entry was recorded outside a write transaction".into(),
+        ));
+    }
+    let entry = Pending {
+        at,
+        actor: actor.clone(),
+        action: action.name().as_str(),
+        subject: subject.map(|s| s.to_string()),
+        data: action.data()?,
+    };
+    PENDING.with(|p| p.borrow_mut().push(entry));
+    Ok(())
+}
+
+/// How many entries this thread's transaction has recorded so far (to undo a nested
+/// transaction's with [`forget_pending_after`]).
+pub(super) fn pending_mark() -> usize {
+    PENDING.with(|p| p.borrow().len())
+}
+
+/// Forgets the entries recorded after `mark` (their savepoint rolled back).
+pub(super) fn forget_pending_after(mark: usize) {
+    PENDING.with(|p| p.borrow_mut().truncate(mark));
+}
+
+/// Writes the entries this thread's transaction recorded: locks the head row (which hands
+/// out `seq`; on PostgreSQL the lock is held until the commit), then for each entry inserts
+/// it at the next `seq`, stores the subtrees it completes and moves the head onto it (the
+/// order the database's triggers demand). The entries are forgotten either way.
+pub(super) fn flush_pending(conn: &mut DbConn) -> Result<()> {
+    let entries = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // The no-op update takes the lock and reads the head in one statement.
+    let (mut size, mut tree_size): (i64, i64) =
+        diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+            .set(audit_head::size.eq(audit_head::size))
+            .returning((audit_head::size, audit_head::tree_size))
+            .get_result(conn)?;
     // Entry times never go backwards along seq (a clock stepped back, or two instances'
     // clocks apart, would otherwise break it): time filters can then find their first seq
     // through the index on `at` instead of walking the log.
-    let at = match size {
-        0 => at,
-        _ => {
-            let last: NaiveDateTime = audit_entries::table
+    let mut last_at: Option<NaiveDateTime> = if size > 0 {
+        Some(
+            audit_entries::table
                 .select(audit_entries::at)
                 .filter(audit_entries::seq.eq(size))
-                .get_result(conn)?;
-            at.max(last)
-        }
+                .get_result(conn)?,
+        )
+    } else {
+        None
     };
-    let name = action.name().as_str();
-    let body = entry_body(seq, at.and_utc(), actor, name, subject, &action.data()?)?;
-    let leaf = leaf_hash(body.as_bytes());
-    let hash = hex::encode(leaf);
-    diesel::insert_into(audit_entries::table)
-        .values((
-            audit_entries::seq.eq(seq),
-            audit_entries::at.eq(at),
-            audit_entries::actor.eq(actor.to_string()),
-            audit_entries::action.eq(name),
-            audit_entries::subject.eq(subject),
-            audit_entries::body.eq(&body),
-            audit_entries::leaf_hash.eq(&hash),
-        ))
-        .execute(conn)?;
-    // The stored tree grows with the log, unless a log from before the tree existed is
-    // still being filled in by `fill_tree` (then it catches this leaf up too).
-    let tree_size: i64 = audit_head::table
-        .select(audit_head::tree_size)
-        .filter(audit_head::id.eq(1))
-        .first(conn)?;
-    let mut new_tree_size = tree_size;
-    if tree_size == size {
-        store_completed_nodes(conn, size as u64, leaf)?;
-        new_tree_size = seq;
+    for e in &entries {
+        let seq = size + 1;
+        let at = last_at.map_or(e.at, |last| e.at.max(last));
+        last_at = Some(at);
+        let body = entry_body(
+            seq,
+            at.and_utc(),
+            &e.actor,
+            e.action,
+            e.subject.as_deref(),
+            &e.data,
+        )?;
+        let leaf = leaf_hash(body.as_bytes());
+        diesel::insert_into(audit_entries::table)
+            .values((
+                audit_entries::seq.eq(seq),
+                audit_entries::at.eq(at),
+                audit_entries::actor.eq(e.actor.to_string()),
+                audit_entries::action.eq(e.action),
+                audit_entries::subject.eq(e.subject.as_deref()),
+                audit_entries::body.eq(&body),
+                audit_entries::leaf_hash.eq(hex::encode(leaf)),
+            ))
+            .execute(conn)?;
+        // The stored tree grows with the log, unless a log from before the tree existed is
+        // still being filled in by `fill_tree` (then it catches this leaf up too).
+        if tree_size == size {
+            store_completed_nodes(conn, size as u64, leaf)?;
+            tree_size = seq;
+        }
+        diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+            .set((
+                audit_head::size.eq(seq),
+                audit_head::tree_size.eq(tree_size),
+            ))
+            .execute(conn)?;
+        size = seq;
     }
-    diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
-        .set((
-            audit_head::size.eq(seq),
-            audit_head::tree_size.eq(new_tree_size),
-        ))
-        .execute(conn)?;
-    Ok(seq)
+    Ok(())
 }
 
 /// Stores the perfect subtrees that leaf `index` completes (O(log n), one on average).

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod schema;
 pub mod state;
 pub mod users;
+pub mod writer;
 
 use crate::error::{Error, Result};
 use diesel::connection::SimpleConnection;
@@ -99,6 +100,28 @@ pub struct Db {
     backend: Backend,
     /// The URL's credentials, scrubbed from every connection error this pool reports.
     secrets: std::sync::Arc<Vec<String>>,
+    /// SQLite: the group-commit writer every write transaction goes to.
+    writer: Option<std::sync::Arc<writer::Writer>>,
+}
+
+/// A pooled connection. While it is checked out, write transactions begun on this thread
+/// go to its database's group-commit writer (SQLite; see [`writer`]).
+pub struct Conn {
+    conn: diesel::r2d2::PooledConnection<ConnectionManager<DbConn>>,
+    _bound: Option<writer::Bound>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = DbConn;
+    fn deref(&self) -> &DbConn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
 }
 
 impl Db {
@@ -119,12 +142,17 @@ impl Db {
             Backend::Postgres => url.to_string(),
         };
         let secrets = std::sync::Arc::new(crate::config::url_secrets(url));
-        if backend == Backend::Sqlite {
-            use_wal(&target)?;
-        }
-        // SQLite has one writer at a time anyway; a few connections serve the readers.
+        let writer = match backend {
+            Backend::Sqlite => {
+                use_wal(&target)?;
+                Some(writer::Writer::new(&target))
+            }
+            Backend::Postgres => None,
+        };
+        // SQLite writes through its one writer; the pooled connections serve the readers
+        // and the requests waiting for a commit.
         let size = match backend {
-            Backend::Sqlite => max_connections.min(8),
+            Backend::Sqlite => max_connections.min(32),
             Backend::Postgres => max_connections,
         };
         // Connections open as they are needed (two kept idle), not all at start: several
@@ -145,6 +173,7 @@ impl Db {
             pool,
             backend,
             secrets,
+            writer,
         })
     }
 
@@ -153,10 +182,15 @@ impl Db {
     }
 
     /// A pooled connection, for blocking code (CLI, workers, inside [`Db::run`]).
-    pub fn conn(&self) -> Result<diesel::r2d2::PooledConnection<ConnectionManager<DbConn>>> {
-        self.pool
+    pub fn conn(&self) -> Result<Conn> {
+        let conn = self
+            .pool
             .get()
-            .map_err(|e| Error::Unavailable(crate::config::scrub(&e.to_string(), &self.secrets)))
+            .map_err(|e| Error::Unavailable(crate::config::scrub(&e.to_string(), &self.secrets)))?;
+        Ok(Conn {
+            conn,
+            _bound: self.writer.clone().map(writer::Bound::new),
+        })
     }
 
     /// Runs blocking database work on tokio's blocking pool and awaits it.
@@ -277,19 +311,127 @@ fn all_applied(c: &mut diesel::PgConnection) -> Result<bool> {
         .all(|m| applied.contains(&m.name().version().to_string())))
 }
 
-/// Runs `work` in one write transaction. Every state change goes through here: the
-/// transaction first locks the audit head row, which (a) serialises audit appends across
-/// requests and instances so `seq` stays gap-free, and (b) on SQLite takes the write lock
-/// before anything is read, so two writers never deadlock upgrading a read lock.
-/// Either all of `work` (the change and its audit entries) commits, or none of it.
+/// Runs `work` in one write transaction, serialised against every other write: the safe
+/// default for a change whose decision reads rows that it does not lock itself. Either all
+/// of `work` (the change and the audit entries it records) commits, or none of it.
+///
+/// - SQLite: the work goes to this database's group-commit writer (see [`writer`]), which
+///   runs one transaction at a time anyway.
+/// - PostgreSQL: the transaction first takes [`WRITE_GATE`] exclusively, so it runs alone
+///   among the writes of every instance (serialised writes take it exclusively; the hot
+///   path's [`write_tx_concurrent`] shared).
+///
+/// The audit entries are written at the end (see [`audit::append`]). Inside another write
+/// transaction this is a savepoint of it.
 pub fn write_tx<T, F>(conn: &mut DbConn, work: F) -> Result<T>
 where
     F: FnOnce(&mut DbConn) -> Result<T>,
 {
-    conn.transaction::<T, Error, _>(|conn| {
-        audit::lock_head(conn)?;
-        work(conn)
-    })
+    write(conn, Gate::Exclusive, work)
+}
+
+/// Like [`write_tx`], but on PostgreSQL it runs beside other concurrent writes: the caller
+/// must lock every row its decision reads before reading it ([`lock_inbound`],
+/// [`lock_draft`], [`lock_key`]), always in the order inbound message, draft, job. The
+/// audit head is locked last, for the time of the entries' insert and the commit, so
+/// concurrent commits group. On SQLite the same as [`write_tx`].
+pub fn write_tx_concurrent<T, F>(conn: &mut DbConn, work: F) -> Result<T>
+where
+    F: FnOnce(&mut DbConn) -> Result<T>,
+{
+    write(conn, Gate::Shared, work)
+}
+
+/// The PostgreSQL advisory lock that orders serialised writes against concurrent ones.
+pub const WRITE_GATE: i64 = 7_295_002;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Exclusive,
+    Shared,
+}
+
+fn write<T, F>(conn: &mut DbConn, gate: Gate, work: F) -> Result<T>
+where
+    F: FnOnce(&mut DbConn) -> Result<T>,
+{
+    if writer::in_transaction() {
+        // A nested write: a savepoint, its entries forgotten if it rolls back.
+        let mark = audit::pending_mark();
+        return conn.transaction::<T, Error, _>(work).inspect_err(|_| {
+            audit::forget_pending_after(mark);
+        });
+    }
+    match conn {
+        DbConn::Sqlite(_) => match writer::current() {
+            Some(w) => w.run(|conn| with_entries(conn, work)),
+            // A connection that no pool handed out (tests, tools): its own transaction,
+            // taking the write lock with its first statement so that two such writers
+            // never deadlock upgrading a read lock.
+            None => conn.transaction::<T, Error, _>(|conn| {
+                audit::lock_head(conn)?;
+                with_entries(conn, work)
+            }),
+        },
+        DbConn::Postgres(_) => conn.transaction::<T, Error, _>(|conn| {
+            let lock = match gate {
+                Gate::Exclusive => "pg_advisory_xact_lock",
+                Gate::Shared => "pg_advisory_xact_lock_shared",
+            };
+            conn.batch_execute(&format!("SELECT {lock}({WRITE_GATE})"))?;
+            with_entries(conn, work)
+        }),
+    }
+}
+
+/// Runs `work`, then writes the audit entries it recorded, in the caller's transaction.
+fn with_entries<T, F>(conn: &mut DbConn, work: F) -> Result<T>
+where
+    F: FnOnce(&mut DbConn) -> Result<T>,
+{
+    let _inside = writer::InTransaction::enter();
+    match work(conn) {
+        Ok(value) => {
+            audit::flush_pending(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            audit::forget_pending_after(0);
+            Err(e)
+        }
+    }
+}
+
+/// Locks an inbound message's row until the transaction ends (PostgreSQL; on SQLite the
+/// writer already runs one transaction at a time). Every write that decides on a message or
+/// its drafts takes it first.
+pub fn lock_inbound(conn: &mut DbConn, id: crate::domain::ids::InboundId) -> Result<()> {
+    lock_row(conn, "inbound_messages", &id.to_string())
+}
+
+/// Locks a draft's row until the transaction ends (PostgreSQL), after its message's.
+pub fn lock_draft(conn: &mut DbConn, id: crate::domain::ids::DraftId) -> Result<()> {
+    lock_row(conn, "drafts", &id.to_string())
+}
+
+fn lock_row(conn: &mut DbConn, table: &'static str, id: &str) -> Result<()> {
+    if let DbConn::Postgres(pg) = conn {
+        diesel::sql_query(format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"))
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Locks a natural key (a channel's post id, a handle) until the transaction ends, so two
+/// writes that would both create the row for it run one after the other (PostgreSQL).
+pub fn lock_key(conn: &mut DbConn, key: &str) -> Result<()> {
+    if let DbConn::Postgres(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7295003))")
+            .bind::<diesel::sql_types::Text, _>(key)
+            .execute(pg)?;
+    }
+    Ok(())
 }
 
 impl From<diesel::result::ConnectionError> for Error {
