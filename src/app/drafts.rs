@@ -12,7 +12,7 @@ use crate::audit::action::SupersededBecause;
 use crate::audit::{text_sha256, ActionName, Actor, AuditAction};
 use crate::db::drafts::{DraftRow, ReviewRow, RevisionRow};
 use crate::db::inbound::InboundRow;
-use crate::db::{self, write_tx, DbConn};
+use crate::db::{self, write_tx, write_tx_concurrent, DbConn};
 use crate::domain::ids::{DraftId, InboundId, ReviewId};
 use crate::domain::inbound::InboundState;
 use crate::domain::roles::Permission;
@@ -141,7 +141,8 @@ pub fn create(
         .ok_or_else(|| Error::not_found("inbound message", inbound_id))?;
     let report = check_reply(ctx, text, &message);
     let id = DraftId::new();
-    write_tx(conn, |conn| {
+    write_tx_concurrent(conn, |conn| {
+        db::lock_inbound(conn, inbound_id)?;
         let inbound = db::inbound::by_id(conn, inbound_id)?
             .ok_or_else(|| Error::not_found("inbound message", inbound_id))?;
         if inbound.state != InboundState::Open {
@@ -277,7 +278,8 @@ pub fn revise(
     caller.require(Permission::WriteDrafts)?;
     validate_text(text)?;
     let report = check_reply(ctx, text, &inbound_of_draft(conn, id)?);
-    write_tx(conn, |conn| {
+    write_tx_concurrent(conn, |conn| {
+        db::lock_draft(conn, id)?;
         let mut d = load(conn, id)?;
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Revise)?;
@@ -311,7 +313,8 @@ pub fn revise(
 /// Records `draft.submitted` with the report.
 pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) -> Result<DraftView> {
     caller.require(Permission::WriteDrafts)?;
-    let submitted = write_tx(conn, |conn| {
+    let submitted = write_tx_concurrent(conn, |conn| {
+        db::lock_draft(conn, id)?;
         let mut d = load(conn, id)?;
         require_author(&d, caller)?;
         let state = next_state(&d, DraftEvent::Submit)?;
@@ -380,7 +383,8 @@ pub fn review(
 ) -> Result<DraftView> {
     caller.require(Permission::Review)?;
     check_field("comment", &r.comment, MAX_TEXT_CHARS, false).map_err(Error::BadRequest)?;
-    let result = write_tx(conn, |conn| {
+    let result = write_tx_concurrent(conn, |conn| {
+        db::lock_draft(conn, id)?;
         let mut d = load(conn, id)?;
         let writers = db::drafts::writers(conn, d.id)?;
         if !may_review(caller.id, &writers) {

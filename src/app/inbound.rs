@@ -3,7 +3,7 @@
 use super::views::{DraftSummary, InboundDetail, InboundView};
 use super::{Caller, Context};
 use crate::audit::{Actor, AuditAction};
-use crate::db::{self, write_tx, DbConn};
+use crate::db::{self, write_tx, write_tx_concurrent, DbConn};
 use crate::domain::ids::{CustomerId, InboundId};
 use crate::domain::inbound::{Channel, InboundState};
 use crate::domain::roles::Permission;
@@ -71,7 +71,21 @@ pub fn receive(
     }
     let actor = caller.map_or(Actor::System, |c| Actor::User(c.id));
     let t0 = ctx.clock.now().naive_utc();
-    write_tx(conn, |conn| {
+    write_tx_concurrent(conn, |conn| {
+        // Beside other writes (PostgreSQL): the same post, or two posts of one new author,
+        // arriving at once must not both create their rows.
+        let sep = '\u{1f}';
+        db::lock_key(
+            conn,
+            &format!("inbound{sep}{channel}{sep}{}", m.external_id),
+        )?;
+        db::lock_key(
+            conn,
+            &format!("handle{sep}{channel}{sep}{}", handle.to_lowercase()),
+        )?;
+        if let Some(ext) = &m.author_external_user_id {
+            db::lock_key(conn, &format!("user{sep}{channel}{sep}{ext}"))?;
+        }
         if let Some(existing) = db::inbound::by_external_id(conn, channel.as_str(), &m.external_id)?
         {
             return Ok(Received::AlreadyKnown(InboundView::build(existing, t0)));

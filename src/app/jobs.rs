@@ -50,8 +50,15 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     /// belongs in [`Job::record`].
     fn run(&self, ctx: &Context, attempt: &Attempt) -> Outcome<Self::Output>;
 
+    /// Locks the rows that [`Job::record`] decides on, before anything else in its
+    /// transaction (see `db::write_tx_concurrent`: records run beside other writes).
+    fn lock(&self, _conn: &mut DbConn) -> Result<()> {
+        Ok(())
+    }
+
     /// Writes what the run found (and its audit entries), in the transaction that also
-    /// ends or reschedules the job as `fate` says.
+    /// ends or reschedules the job as `fate` says. It runs beside other writes: whatever
+    /// it decides on must be locked by [`Job::lock`].
     fn record(
         &self,
         ctx: &Context,
@@ -177,10 +184,19 @@ pub fn enqueue<J: Job>(
     Ok(id)
 }
 
-/// Runs one leased job of kind `J` to its end: decode, run, and record with the job's fate
-/// in one write transaction. Returns the fate, or the error that kept it from being
-/// recorded (the lease then runs out and the job is tried again).
-pub fn run_leased<J: Job>(ctx: &Context, row: &db::jobs::JobRow, owner: &str) -> Result<Fate> {
+/// What a job's run found, waiting to be written: the write of its result and the end
+/// (or rescheduling) of the job, for the worker to run in a write transaction.
+pub type Recording<'a> = Box<dyn FnOnce(&mut DbConn) -> Result<Fate> + 'a>;
+
+/// Runs one leased job of kind `J` (decode and run, outside any transaction) and returns
+/// the write that records its fate. The worker records a batch of runs in one transaction,
+/// each in its own savepoint; a recording that fails (a lease lost, say) leaves its job
+/// for the lease to run out, and it is tried again.
+pub fn run_leased<'a, J: Job>(
+    ctx: &'a Context,
+    row: &'a db::jobs::JobRow,
+    owner: &'a str,
+) -> Recording<'a> {
     let attempt = Attempt {
         job_id: row.id,
         number: row.attempts,
@@ -192,8 +208,8 @@ pub fn run_leased<J: Job>(ctx: &Context, row: &db::jobs::JobRow, owner: &str) ->
         Err(e) => {
             // Not ours to retry: no attempt can read it.
             let reason = format!("the {} job's payload cannot be read: {e}", J::KIND);
-            let mut conn = ctx.db.conn()?;
-            db::write_tx(&mut conn, |conn| {
+            tracing::error!(job_id = %row.id, "{reason}");
+            return Box::new(move |conn: &mut DbConn| {
                 let t = ctx.clock.now().naive_utc();
                 db::jobs::finish(
                     conn,
@@ -203,14 +219,14 @@ pub fn run_leased<J: Job>(ctx: &Context, row: &db::jobs::JobRow, owner: &str) ->
                     &Finish::Failed,
                     Some(&reason),
                     t,
-                )
-            })?;
-            return Err(Error::Internal(reason));
+                )?;
+                Ok(Fate::Failed)
+            });
         }
     };
     let outcome = job.run(ctx, &attempt);
-    let mut conn = ctx.db.conn()?;
-    db::write_tx(&mut conn, |conn| {
+    Box::new(move |conn: &mut DbConn| {
+        job.lock(conn)?;
         let t = ctx.clock.now().naive_utc();
         let fate = Fate::of(&outcome, &attempt, t, rand::random::<f64>());
         db::jobs::finish(

@@ -158,6 +158,10 @@ impl Job for PostReply {
         }
     }
 
+    fn lock(&self, conn: &mut DbConn) -> Result<()> {
+        db::lock_draft(conn, self.draft_id)
+    }
+
     fn record(
         &self,
         ctx: &Context,

@@ -3,7 +3,7 @@
 //! hold one job, and a worker that died loses its job when the lease expires); the result is
 //! written with [`finish`], which succeeds only while the lease is still the caller's.
 //!
-//! Looking for work writes nothing: [`claim_next`] reads first and updates only a job it
+//! Looking for work writes nothing: [`claim_batch`] reads first and updates only jobs it
 //! found, so an idle worker costs one indexed read per poll and no commit or fsync.
 
 use super::schema::jobs;
@@ -143,10 +143,7 @@ pub fn insert(conn: &mut DbConn, job: &NewJob<'_>, now: NaiveDateTime) -> Result
 }
 
 /// Leases the oldest due job of one of `kinds` that no live lease holds and that does not
-/// post on one of `skip_channels`, until `lease_until`, counting the attempt; `None` when
-/// there is none (having written nothing). Safe against other workers and instances: the
-/// lease is taken by one conditional update, and a job another worker took in between is
-/// skipped.
+/// post on one of `skip_channels`; see [`claim_batch`]. `None` when there is none.
 pub fn claim_next(
     conn: &mut DbConn,
     kinds: &[&str],
@@ -155,6 +152,28 @@ pub fn claim_next(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
 ) -> Result<Option<JobRow>> {
+    Ok(
+        claim_batch(conn, kinds, skip_channels, owner, now, lease_until, 1)?
+            .into_iter()
+            .next(),
+    )
+}
+
+/// Leases up to `max` due jobs of `kinds` (oldest due first) that no live lease holds and
+/// that do not post on one of `skip_channels`, until `lease_until`, counting an attempt of
+/// each; empty when there is none, having written nothing: the look is a read on `conn`,
+/// and only jobs it found are leased, in one write transaction. Safe against other workers
+/// and instances: each lease is one conditional update, and a job another worker took in
+/// between is skipped.
+pub fn claim_batch(
+    conn: &mut DbConn,
+    kinds: &[&str],
+    skip_channels: &[&str],
+    owner: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    max: i64,
+) -> Result<Vec<JobRow>> {
     let due = || {
         jobs::state
             .eq(JobState::Pending.as_str())
@@ -180,41 +199,49 @@ pub fn claim_next(
         }
         let candidates: Vec<String> = query
             .order((jobs::next_attempt_at.asc(), jobs::id.asc()))
-            .limit(4)
+            .limit(max.max(1))
             .load(conn)?;
         if candidates.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        for id in candidates {
-            let leased: Option<Stored> =
-                diesel::update(jobs::table.filter(jobs::id.eq(&id)).filter(due()))
-                    .set((
-                        jobs::attempts.eq(jobs::attempts + 1),
-                        jobs::lease_owner.eq(owner),
-                        jobs::lease_expires_at.eq(lease_until),
-                        jobs::updated_at.eq(now),
-                    ))
-                    .returning((
-                        jobs::id,
-                        jobs::kind,
-                        jobs::unique_key,
-                        jobs::payload,
-                        jobs::state,
-                        jobs::attempts,
-                        jobs::max_attempts,
-                        jobs::next_attempt_at,
-                        jobs::lease_owner,
-                        jobs::lease_expires_at,
-                        jobs::last_error,
-                        jobs::created_at,
-                        jobs::updated_at,
-                        jobs::channel,
-                    ))
-                    .get_result::<Stored>(conn)
-                    .optional()?;
-            if let Some(job) = leased {
-                return JobRow::try_from(job).map(Some);
+        // A lease decides on the job row alone, which its conditional update locks.
+        let leased = super::write_tx_concurrent(conn, |conn| {
+            let mut leased = Vec::with_capacity(candidates.len());
+            for id in &candidates {
+                let row: Option<Stored> =
+                    diesel::update(jobs::table.filter(jobs::id.eq(id)).filter(due()))
+                        .set((
+                            jobs::attempts.eq(jobs::attempts + 1),
+                            jobs::lease_owner.eq(owner),
+                            jobs::lease_expires_at.eq(lease_until),
+                            jobs::updated_at.eq(now),
+                        ))
+                        .returning((
+                            jobs::id,
+                            jobs::kind,
+                            jobs::unique_key,
+                            jobs::payload,
+                            jobs::state,
+                            jobs::attempts,
+                            jobs::max_attempts,
+                            jobs::next_attempt_at,
+                            jobs::lease_owner,
+                            jobs::lease_expires_at,
+                            jobs::last_error,
+                            jobs::created_at,
+                            jobs::updated_at,
+                            jobs::channel,
+                        ))
+                        .get_result::<Stored>(conn)
+                        .optional()?;
+                if let Some(row) = row {
+                    leased.push(JobRow::try_from(row)?);
+                }
             }
+            Ok(leased)
+        })?;
+        if !leased.is_empty() {
+            return Ok(leased);
         }
         // Every candidate was taken by another worker meanwhile: look again.
     }

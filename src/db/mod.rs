@@ -181,6 +181,11 @@ impl Db {
         self.backend
     }
 
+    /// SQLite: what the group-commit writer has committed so far; `None` on PostgreSQL.
+    pub fn write_stats(&self) -> Option<writer::WriterStats> {
+        self.writer.as_ref().map(|w| w.stats())
+    }
+
     /// A pooled connection, for blocking code (CLI, workers, inside [`Db::run`]).
     pub fn conn(&self) -> Result<Conn> {
         let conn = self
@@ -331,8 +336,9 @@ where
 }
 
 /// Like [`write_tx`], but on PostgreSQL it runs beside other concurrent writes: the caller
-/// must lock every row its decision reads before reading it ([`lock_inbound`],
-/// [`lock_draft`], [`lock_key`]), always in the order inbound message, draft, job. The
+/// must lock every row its decision reads before reading it ([`lock_key`],
+/// [`lock_inbound`], [`lock_draft`]), always in the order natural keys, inbound message,
+/// draft, job. The
 /// audit head is locked last, for the time of the entries' insert and the commit, so
 /// concurrent commits group. On SQLite the same as [`write_tx`].
 pub fn write_tx_concurrent<T, F>(conn: &mut DbConn, work: F) -> Result<T>
@@ -409,9 +415,21 @@ pub fn lock_inbound(conn: &mut DbConn, id: crate::domain::ids::InboundId) -> Res
     lock_row(conn, "inbound_messages", &id.to_string())
 }
 
-/// Locks a draft's row until the transaction ends (PostgreSQL), after its message's.
+/// Locks a draft's inbound message and then the draft (PostgreSQL): the order every write
+/// that decides on a draft keeps. A draft that does not exist locks nothing (the caller's
+/// read then finds nothing).
 pub fn lock_draft(conn: &mut DbConn, id: crate::domain::ids::DraftId) -> Result<()> {
-    lock_row(conn, "drafts", &id.to_string())
+    if let DbConn::Postgres(pg) = conn {
+        let id = id.to_string();
+        diesel::sql_query(
+            "SELECT 1 FROM inbound_messages WHERE id = \
+             (SELECT inbound_id FROM drafts WHERE id = $1) FOR UPDATE",
+        )
+        .bind::<diesel::sql_types::Text, _>(&id)
+        .execute(pg)?;
+        lock_row(conn, "drafts", &id)?;
+    }
+    Ok(())
 }
 
 fn lock_row(conn: &mut DbConn, table: &'static str, id: &str) -> Result<()> {

@@ -23,7 +23,7 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::Connection;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// At most this many requests share one commit, so the first of a group waits for a
@@ -38,6 +38,18 @@ pub struct Writer {
     closed: Condvar,
     /// Requests blocked on `slot` right now: while there are any, the group stays open.
     waiting: AtomicUsize,
+    /// Groups committed, and the requests they carried (for `/metrics` and the tests).
+    groups: AtomicU64,
+    grouped: AtomicU64,
+}
+
+/// What a writer has committed so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Commits (each one fsync with `synchronous=FULL`).
+    pub groups: u64,
+    /// Requests whose work those commits carried (failed requests included).
+    pub requests: u64,
 }
 
 #[derive(Default)]
@@ -134,7 +146,17 @@ impl Writer {
             slot: Mutex::new(Slot::default()),
             closed: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            groups: AtomicU64::new(0),
+            grouped: AtomicU64::new(0),
         })
+    }
+
+    /// Commits so far, and the requests they carried.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            groups: self.groups.load(Ordering::Relaxed),
+            requests: self.grouped.load(Ordering::Relaxed),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Slot> {
@@ -212,6 +234,11 @@ impl Writer {
             }
         }
         let failure = commit(&mut slot).err();
+        if failure.is_none() {
+            self.groups.fetch_add(1, Ordering::Relaxed);
+            self.grouped
+                .fetch_add(slot.members as u64, Ordering::Relaxed);
+        }
         self.close(&mut slot, group, failure.clone());
         match failure {
             None => result,

@@ -1,14 +1,15 @@
 //! The job worker: one loop that runs every kind of job in the queue (`app::jobs`). It
-//! leases due jobs one at a time, runs each on a blocking thread, and sleeps until it is
-//! woken (a job was enqueued in this process) or its next poll (jobs from other instances,
-//! retries). Looking for work writes nothing, so an idle worker costs one read per poll.
+//! leases due jobs in batches (one write for the batch), runs them one after the other on
+//! a blocking thread, records the batch's results in one write transaction (each in its
+//! own savepoint), and sleeps until it is woken (a job was enqueued in this process) or its
+//! next poll (jobs from other instances, retries). Looking for work writes nothing, so an
+//! idle worker costs one read per poll.
 
-use crate::app::jobs::{run_leased, Fate, Job};
+use crate::app::jobs::{run_leased, Job, Recording};
 use crate::app::mail::{CheckpointMail, SendMail};
 use crate::app::posting::PostReply;
 use crate::app::Context;
 use crate::db::jobs::JobRow;
-use crate::error::Result;
 use chrono::Duration;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -20,7 +21,10 @@ pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1)
 /// one run may take (the channels' and SMTP's timeouts are shorter).
 pub const LEASE: Duration = Duration::seconds(120);
 
-type RunFn = fn(&Context, &JobRow, &str) -> Result<Fate>;
+/// At most this many jobs are leased, run and recorded together.
+pub const BATCH: i64 = 16;
+
+type RunFn = for<'a> fn(&'a Context, &'a JobRow, &'a str) -> Recording<'a>;
 
 /// Every kind of job, and how to run it. A new kind of job is one line here.
 const KINDS: &[(&str, RunFn)] = &[
@@ -52,28 +56,46 @@ fn run_due(ctx: &Context, owner: &str) -> usize {
     loop {
         let t = ctx.clock.now().naive_utc();
         let leased = ctx.db.conn().and_then(|mut c| {
-            crate::db::jobs::claim_next(&mut c, &kinds, &skip, owner, t, t + LEASE)
+            crate::db::jobs::claim_batch(&mut c, &kinds, &skip, owner, t, t + LEASE, BATCH)
         });
-        let row = match leased {
-            Ok(Some(row)) => row,
-            Ok(None) => return ran,
+        let rows = match leased {
+            Ok(rows) if rows.is_empty() => return ran,
+            Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "job worker: cannot look for jobs");
                 return ran;
             }
         };
-        let Some((_, run)) = KINDS.iter().find(|(k, _)| *k == row.kind) else {
-            // claim_next only leases the kinds above.
-            return ran;
-        };
-        match run(ctx, &row, owner) {
-            Ok(fate) => tracing::debug!(job_id = %row.id, kind = %row.kind, ?fate, "job ran"),
-            // The lease runs out and the job is tried again.
-            Err(e) => {
-                tracing::error!(job_id = %row.id, kind = %row.kind, error = %e, "job worker: cannot record the job's result")
-            }
+        // claim_batch only leases the kinds above.
+        let runs: Vec<(&JobRow, Recording<'_>)> = rows
+            .iter()
+            .filter_map(|row| {
+                let (_, run) = KINDS.iter().find(|(k, _)| *k == row.kind)?;
+                Some((row, run(ctx, row, owner)))
+            })
+            .collect();
+        ran += runs.len();
+        let recorded = ctx.db.conn().and_then(|mut c| {
+            crate::db::write_tx_concurrent(&mut c, |conn| {
+                for (row, record) in runs {
+                    // A savepoint each: one job's failure to record leaves the others'.
+                    match crate::db::write_tx_concurrent(conn, record) {
+                        Ok(fate) => {
+                            tracing::debug!(job_id = %row.id, kind = %row.kind, ?fate, "job ran")
+                        }
+                        // The lease runs out and the job is tried again.
+                        Err(e) => tracing::error!(
+                            job_id = %row.id, kind = %row.kind, error = %e,
+                            "job worker: cannot record the job's result"
+                        ),
+                    }
+                }
+                Ok(())
+            })
+        });
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "job worker: cannot record a batch of results");
         }
-        ran += 1;
     }
 }
 

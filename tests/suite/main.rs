@@ -35,3 +35,4 @@ mod replay;
 mod roles;
 mod routes;
 mod users;
+mod write_path;
