@@ -186,8 +186,10 @@ pub fn create(
                 check: report.clone(),
             },
         )?;
-        view(conn, id)
-    })
+        Ok(id)
+    })?;
+    // Read back after the commit, outside the write (the answer as GET shows it).
+    view(conn, id)
 }
 
 /// 409 while the message has an approved draft other than `except` (its answer is being
@@ -304,8 +306,9 @@ pub fn revise(
                 check: report.clone(),
             },
         )?;
-        view(conn, d.id)
-    })
+        Ok(d.id)
+    })?;
+    view(conn, id)
 }
 
 /// Hands the draft to reviewers. The checks run again against the policies in force; a
@@ -346,10 +349,12 @@ pub fn submit(ctx: &Context, conn: &mut DbConn, caller: &Caller, id: DraftId) ->
             },
         )?;
         notify::review_needed(ctx, conn, &d, message.due_at, report.verdict, &may_act, t)?;
-        view(conn, d.id)
+        Ok(d.id)
     });
+    // Read before the workers are woken, so the answer shows the state this call made.
+    let answer = submitted.and_then(|id| view(conn, id));
     ctx.wake_workers();
-    submitted
+    answer
 }
 
 /// A route's refusal as the API answers it: 403 for who may not approve, 409 for a
@@ -568,10 +573,11 @@ pub fn review(
             let job = PostReply::of(conn, &d)?;
             enqueue(ctx, conn, &job, t)?;
         }
-        view(conn, d.id)
+        Ok(d.id)
     });
+    let answer = result.and_then(|id| view(conn, id));
     ctx.wake_workers();
-    result
+    answer
 }
 
 /// Sends a `post_failed` draft back to posting: `approved` again, its post job re-armed

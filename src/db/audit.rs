@@ -189,7 +189,7 @@ pub fn fill_tree(conn: &mut DbConn) -> Result<u64> {
             let (size, tree_size): (i64, i64) = audit_head::table
                 .select((audit_head::size, audit_head::tree_size))
                 .filter(audit_head::id.eq(1))
-                .first(conn)?;
+                .get_result(conn)?;
             if tree_size >= size {
                 return Ok(0);
             }
@@ -879,6 +879,6 @@ pub fn head_size(conn: &mut DbConn) -> Result<i64> {
     audit_head::table
         .select(audit_head::size)
         .filter(audit_head::id.eq(1))
-        .first(conn)
+        .get_result(conn)
         .map_err(Error::from)
 }

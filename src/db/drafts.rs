@@ -134,7 +134,7 @@ pub fn by_id(conn: &mut DbConn, id: DraftId) -> Result<Option<DraftRow>> {
     Ok(drafts::table
         .select(DraftRow::as_select())
         .filter(drafts::id.eq(id.to_string()))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -48,7 +48,7 @@ pub fn by_external_id(
         .select(InboundRow::as_select())
         .filter(inbound_messages::channel.eq(channel))
         .filter(inbound_messages::external_id.eq(external_id))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -56,7 +56,7 @@ pub fn by_id(conn: &mut DbConn, id: InboundId) -> Result<Option<InboundRow>> {
     Ok(inbound_messages::table
         .select(InboundRow::as_select())
         .filter(inbound_messages::id.eq(id.to_string()))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

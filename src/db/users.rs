@@ -57,7 +57,7 @@ pub fn by_canonical_name(conn: &mut DbConn, canonical: &str) -> Result<Option<Us
     Ok(users::table
         .select(UserRow::as_select())
         .filter(users::username_canonical.eq(canonical))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -126,7 +126,7 @@ pub fn by_id(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>> {
     Ok(users::table
         .select(UserRow::as_select())
         .filter(users::id.eq(id.to_string()))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -160,7 +160,7 @@ pub fn session_user(
         .filter(sessions::token_hash.eq(token_hash))
         .filter(sessions::expires_at.gt(now))
         .filter(users::disabled.eq(false))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
