@@ -29,7 +29,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     const KIND: &'static str;
 
     /// What a successful run hands to [`Job::record`].
-    type Output;
+    type Output: Send;
 
     /// Attempts before a job that keeps failing temporarily ends as `failed`.
     fn max_attempts(ctx: &Context) -> i32;
@@ -186,7 +186,7 @@ pub fn enqueue<J: Job>(
 
 /// What a job's run found, waiting to be written: the write of its result and the end
 /// (or rescheduling) of the job, for the worker to run in a write transaction.
-pub type Recording<'a> = Box<dyn FnOnce(&mut DbConn) -> Result<Fate> + 'a>;
+pub type Recording<'a> = Box<dyn FnOnce(&mut DbConn) -> Result<Fate> + Send + 'a>;
 
 /// Runs one leased job of kind `J` (decode and run, outside any transaction) and returns
 /// the write that records its fate. The worker records a batch of runs in one transaction,

@@ -279,7 +279,7 @@ impl Channel for LogChannel {
                 self.path.display()
             )));
         }
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let draft_id = reply.draft_id.to_string();
         if reply.is_retry {
             if let Some(done) = self.find(&draft_id)? {
@@ -312,6 +312,9 @@ impl Channel for LogChannel {
             .map_err(io)?;
         // One write of the whole line: appends from several processes do not interleave.
         file.write_all(line.as_bytes()).map_err(io)?;
+        // The next post may look for its line (the page cache has this one): only the sync
+        // is left, and posts running side by side share it. The receipt waits for it.
+        drop(guard);
         file.sync_all().map_err(io)?;
         Ok(PostReceipt {
             post_id: post.post_id,

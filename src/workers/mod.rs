@@ -22,7 +22,12 @@ pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1)
 pub const LEASE: Duration = Duration::seconds(120);
 
 /// At most this many jobs are leased, run and recorded together.
-pub const BATCH: i64 = 16;
+pub const BATCH: i64 = 64;
+
+/// A batch's jobs run on this many threads at once: posting is mostly waiting (a network's
+/// answer, the post log's fsync), and several instances may post at once anyway, so the
+/// channels are safe to call side by side.
+const RUNNERS: usize = 4;
 
 type RunFn = for<'a> fn(&'a Context, &'a JobRow, &'a str) -> Recording<'a>;
 
@@ -66,14 +71,7 @@ fn run_due(ctx: &Context, owner: &str) -> usize {
                 return ran;
             }
         };
-        // claim_batch only leases the kinds above.
-        let runs: Vec<(&JobRow, Recording<'_>)> = rows
-            .iter()
-            .filter_map(|row| {
-                let (_, run) = KINDS.iter().find(|(k, _)| *k == row.kind)?;
-                Some((row, run(ctx, row, owner)))
-            })
-            .collect();
+        let runs = run_side_by_side(ctx, &rows, owner);
         ran += runs.len();
         let recorded = ctx.db.conn().and_then(|mut c| {
             crate::db::write_tx_concurrent(&mut c, |conn| {
@@ -97,6 +95,45 @@ fn run_due(ctx: &Context, owner: &str) -> usize {
             tracing::error!(error = %e, "job worker: cannot record a batch of results");
         }
     }
+}
+
+/// Runs each leased job (on up to [`RUNNERS`] threads) and returns what each run found, to
+/// be recorded. A runner that panics loses its jobs' results: their leases run out and they
+/// are tried again.
+fn run_side_by_side<'a>(
+    ctx: &'a Context,
+    rows: &'a [JobRow],
+    owner: &'a str,
+) -> Vec<(&'a JobRow, Recording<'a>)> {
+    let run_all = |chunk: &'a [JobRow]| -> Vec<(&'a JobRow, Recording<'a>)> {
+        chunk
+            .iter()
+            .filter_map(|row| {
+                // claim_batch only leases the kinds above.
+                let (_, run) = KINDS.iter().find(|(k, _)| *k == row.kind)?;
+                Some((row, run(ctx, row, owner)))
+            })
+            .collect()
+    };
+    if rows.len() < 2 {
+        return run_all(rows);
+    }
+    let per_runner = rows.len().div_ceil(RUNNERS);
+    std::thread::scope(|s| {
+        let runners: Vec<_> = rows
+            .chunks(per_runner)
+            .map(|chunk| s.spawn(move || run_all(chunk)))
+            .collect();
+        runners
+            .into_iter()
+            .flat_map(|r| {
+                r.join().unwrap_or_else(|_| {
+                    tracing::error!("job worker: a runner panicked; its jobs are tried again");
+                    Vec::new()
+                })
+            })
+            .collect()
+    })
 }
 
 /// Runs until `stop` is notified, finishing the job in hand.
