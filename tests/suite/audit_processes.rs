@@ -50,6 +50,9 @@ fn two_instances_on_one_postgres_append_to_one_log() {
                         .unwrap();
                     assert_eq!(r.status(), 201);
                     acked.lock().unwrap()[which] += 1;
+                    // Spread the burst over a few of the checkpointers' one-second looks,
+                    // so that checkpoints are made while the log grows.
+                    std::thread::sleep(Duration::from_millis(120));
                 }
             });
         }
