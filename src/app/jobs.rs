@@ -188,6 +188,24 @@ pub fn enqueue<J: Job>(
 /// (or rescheduling) of the job, for the worker to run in a write transaction.
 pub type Recording<'a> = Box<dyn FnOnce(&mut DbConn) -> Result<Fate> + Send + 'a>;
 
+/// Gives a leased job back untried (due now, the attempt not counted), for a batch that
+/// ran out of time before it could start the job.
+pub fn release<'a>(ctx: &'a Context, row: &'a db::jobs::JobRow, owner: &'a str) -> Recording<'a> {
+    Box::new(move |conn: &mut DbConn| {
+        let t = ctx.clock.now().naive_utc();
+        db::jobs::finish(
+            conn,
+            row.id,
+            owner,
+            row.attempts,
+            &Finish::WaitUntil(t),
+            None,
+            t,
+        )?;
+        Ok(Fate::WaitUntil(t))
+    })
+}
+
 /// Runs one leased job of kind `J` (decode and run, outside any transaction) and returns
 /// the write that records its fate. The worker records a batch of runs in one transaction,
 /// each in its own savepoint; a recording that fails (a lease lost, say) leaves its job

@@ -283,6 +283,16 @@ impl Channel for LogChannel {
         let draft_id = reply.draft_id.to_string();
         if reply.is_retry {
             if let Some(done) = self.find(&draft_id)? {
+                // The line may still be on its way to the disk (its post syncs outside the
+                // lock): it is a receipt only once it is durable.
+                drop(guard);
+                OpenOptions::new()
+                    .append(true)
+                    .open(&self.path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| {
+                        ChannelError::Temporary(format!("syncing {}: {e}", self.path.display()))
+                    })?;
                 return Ok(PostReceipt {
                     post_id: done.post_id,
                     url: None,

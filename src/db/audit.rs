@@ -105,25 +105,27 @@ pub(super) fn flush_pending(conn: &mut DbConn) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
-    // One statement takes the lock and reads the head and the time of the last entry:
-    // entry times never go backwards along seq (a clock stepped back, or two instances'
-    // clocks apart, would otherwise break it), so time filters can find their first seq
-    // through the index on `at` instead of walking the log.
-    #[derive(QueryableByName)]
-    struct Head {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        size: i64,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        tree_size: i64,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
-        last_at: Option<NaiveDateTime>,
-    }
-    let head: Head = diesel::sql_query(
-        "UPDATE audit_head SET size = size WHERE id = 1 RETURNING size, tree_size, \
-         (SELECT at FROM audit_entries WHERE seq = audit_head.size) AS last_at",
-    )
-    .get_result(conn)?;
-    let (mut size, mut tree_size, mut last_at) = (head.size, head.tree_size, head.last_at);
+    // The no-op update takes the lock and reads the head in one statement.
+    let (mut size, mut tree_size): (i64, i64) =
+        diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
+            .set(audit_head::size.eq(audit_head::size))
+            .returning((audit_head::size, audit_head::tree_size))
+            .get_result(conn)?;
+    // Entry times never go backwards along seq (a clock stepped back, or two instances'
+    // clocks apart, would otherwise break it): time filters can then find their first seq
+    // through the index on `at` instead of walking the log. A statement of its own, after
+    // the lock: on PostgreSQL a subquery of the update would read the snapshot taken
+    // before it waited for the lock, and miss the entry committed meanwhile.
+    let mut last_at: Option<NaiveDateTime> = if size > 0 {
+        Some(
+            audit_entries::table
+                .select(audit_entries::at)
+                .filter(audit_entries::seq.eq(size))
+                .get_result(conn)?,
+        )
+    } else {
+        None
+    };
     for e in &entries {
         let seq = size + 1;
         let at = last_at.map_or(e.at, |last| e.at.max(last));

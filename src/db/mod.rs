@@ -361,7 +361,10 @@ fn write<T, F>(conn: &mut DbConn, gate: Gate, work: F) -> Result<T>
 where
     F: FnOnce(&mut DbConn) -> Result<T>,
 {
-    if writer::in_transaction() {
+    if !writer::in_transaction() {
+        // Entries a panicking write left on this (pooled) thread are not this write's.
+        audit::forget_pending_after(0);
+    } else {
         // A nested write: a savepoint, its entries forgotten if it rolls back.
         let mark = audit::pending_mark();
         return conn.transaction::<T, Error, _>(work).inspect_err(|_| {

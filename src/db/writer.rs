@@ -209,6 +209,16 @@ impl Writer {
                 resume_unwind(panic);
             }
         };
+        if !group_open(&mut slot) {
+            // SQLite rolled the whole transaction back (a full disk, an I/O error): the
+            // others' work went with it. End the group as failed, on a fresh connection.
+            slot.conn = None;
+            let why = "the database rolled the transaction back".to_string();
+            self.close(&mut slot, group, Some(why.clone()));
+            return result.and(Err(Error::Unavailable(format!(
+                "the write could not be committed: {why}"
+            ))));
+        }
         let more = self.waiting.load(Ordering::SeqCst) > 0 && slot.members < MAX_GROUP;
         if more {
             if let Err(e) = result {
@@ -283,6 +293,19 @@ fn begin(slot: &mut Slot, path: &str) -> Result<()> {
         return Err(e.into());
     }
     Ok(())
+}
+
+/// Whether the group's transaction is still open, at the depth `begin` opened it (each
+/// member's savepoint closed again).
+fn group_open(slot: &mut Slot) -> bool {
+    let Some(DbConn::Sqlite(c)) = slot.conn.as_mut() else {
+        return false;
+    };
+    matches!(
+        <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::transaction_manager_status_mut(c)
+            .transaction_depth(),
+        Ok(Some(depth)) if depth.get() == 1
+    )
 }
 
 /// Commits the open transaction (the fsync); on failure rolls it back, and drops the

@@ -5,7 +5,7 @@
 //! next poll (jobs from other instances, retries). Looking for work writes nothing, so an
 //! idle worker costs one read per poll.
 
-use crate::app::jobs::{run_leased, Job, Recording};
+use crate::app::jobs::{release, run_leased, Job, Recording};
 use crate::app::mail::{CheckpointMail, SendMail};
 use crate::app::posting::PostReply;
 use crate::app::Context;
@@ -23,6 +23,11 @@ pub const LEASE: Duration = Duration::seconds(120);
 
 /// At most this many jobs are leased, run and recorded together.
 pub const BATCH: i64 = 64;
+
+/// A job of a batch is started only this soon after the batch was leased, so that the
+/// batch is recorded well inside [`LEASE`] (a run is bounded by the channels' and SMTP's
+/// timeouts, 30 s at most); later ones are given back untried.
+const START_WITHIN: std::time::Duration = std::time::Duration::from_secs(40);
 
 /// A batch's jobs run on this many threads at once: posting is mostly waiting (a network's
 /// answer, the post log's fsync), and several instances may post at once anyway, so the
@@ -105,12 +110,18 @@ fn run_side_by_side<'a>(
     rows: &'a [JobRow],
     owner: &'a str,
 ) -> Vec<(&'a JobRow, Recording<'a>)> {
+    let leased_at = std::time::Instant::now();
     let run_all = |chunk: &'a [JobRow]| -> Vec<(&'a JobRow, Recording<'a>)> {
         chunk
             .iter()
             .filter_map(|row| {
                 // claim_batch only leases the kinds above.
                 let (_, run) = KINDS.iter().find(|(k, _)| *k == row.kind)?;
+                // The batch is recorded under leases taken at once: a job started late
+                // (slow networks before it) could outlive its lease, so it is given back.
+                if leased_at.elapsed() > START_WITHIN {
+                    return Some((row, release(ctx, row, owner)));
+                }
                 Some((row, run(ctx, row, owner)))
             })
             .collect()

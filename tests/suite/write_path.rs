@@ -15,6 +15,7 @@ use std::time::Duration;
 
 on_both_backends!(
     a_failing_write_in_a_group_rolls_back_alone,
+    a_write_that_panics_leaves_nothing_behind,
     two_reviewers_approving_an_escalated_draft_at_once_both_count,
     approving_two_sibling_drafts_at_once_posts_one_answer,
     concurrent_failed_sign_ins_all_count_towards_the_lock,
@@ -105,6 +106,33 @@ fn a_failing_write_in_a_group_rolls_back_alone(b: Backend) {
         assert_eq!(requests, 8);
         assert!(groups < 8, "{groups} commits for 8 requests: none grouped");
     }
+    let (ok, report) = verify_cli(&app, &[]);
+    assert!(ok, "{report}");
+}
+
+/// A write that panics after recording an entry: nothing of it is written, and the next
+/// write on the same thread records its own entry alone (the panicking one's does not
+/// ride along).
+fn a_write_that_panics_leaves_nothing_behind(b: Backend) {
+    let Some(app) = TestApp::spawn_without_workers(b, &[]) else {
+        return;
+    };
+    let size = app.audit_size();
+    let mut conn = app.ctx.db.conn().unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        db::write_tx(&mut conn, |conn| {
+            note(conn, "ghost")?;
+            panic!("a bug in the middle of a write");
+            #[allow(unreachable_code)]
+            Ok(())
+        })
+    }));
+    assert!(panicked.is_err());
+    drop(conn);
+    let mut conn = app.ctx.db.conn().unwrap();
+    db::write_tx(&mut conn, |conn| note(conn, "real")).unwrap();
+    assert_eq!(subjects(&app), ["real"]);
+    assert_eq!(app.audit_size(), size + 1);
     let (ok, report) = verify_cli(&app, &[]);
     assert!(ok, "{report}");
 }
