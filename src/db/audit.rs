@@ -105,6 +105,9 @@ pub(super) fn flush_pending(conn: &mut DbConn) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
+    if let DbConn::Postgres(pg) = conn {
+        return flush_in_database(pg, &entries);
+    }
     // The no-op update takes the lock and reads the head in one statement.
     let (mut size, mut tree_size): (i64, i64) =
         diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
@@ -163,6 +166,33 @@ pub(super) fn flush_pending(conn: &mut DbConn) -> Result<()> {
             ))
             .execute(conn)?;
         size = seq;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: each entry in one call of the `audit_append` function (migration
+/// 2026-12-08-000001), which does in the database what [`flush_pending`] does statement by
+/// statement, so the head row is held for one round trip per entry and the commit.
+fn flush_in_database(pg: &mut diesel::PgConnection, entries: &[Pending]) -> Result<()> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Appended {
+        #[diesel(sql_type = BigInt)]
+        #[allow(dead_code)]
+        seq: i64,
+    }
+    for e in entries {
+        let parts =
+            crate::audit::entry::body_parts(&e.actor, e.action, e.subject.as_deref(), &e.data)?;
+        diesel::sql_query("SELECT audit_append($1, $2, $3, $4, $5, $6, $7) AS seq")
+            .bind::<Timestamp, _>(e.at)
+            .bind::<Text, _>(e.actor.to_string())
+            .bind::<Text, _>(e.action)
+            .bind::<Nullable<Text>, _>(e.subject.as_deref())
+            .bind::<Text, _>(&parts.head)
+            .bind::<Text, _>(&parts.middle)
+            .bind::<Text, _>(&parts.tail)
+            .get_result::<Appended>(pg)?;
     }
     Ok(())
 }
