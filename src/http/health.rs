@@ -21,7 +21,7 @@ pub async fn readyz(state: State) -> HttpResponse {
 }
 
 pub async fn metrics(state: State) -> HttpResponse {
-    match state.metrics.render() {
+    match state.metrics.render(state.ctx.db.write_stats()) {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),

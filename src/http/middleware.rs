@@ -51,9 +51,25 @@ impl Metrics {
         self.latency.with_label_values(&labels).observe(seconds);
     }
 
-    pub fn render(&self) -> Result<String, prometheus::Error> {
+    /// The Prometheus text of every metric, and (SQLite) the group-commit writer's counters:
+    /// commits (one fsync each) and the writes they carried, whose ratio is the mean group.
+    pub fn render(
+        &self,
+        writer: Option<crate::db::writer::WriterStats>,
+    ) -> Result<String, prometheus::Error> {
         let mut out = String::new();
         prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out)?;
+        if let Some(w) = writer {
+            out.push_str(&format!(
+                "# HELP countersign_sqlite_commits_total Commits of the SQLite write connection (one fsync each)\n\
+                 # TYPE countersign_sqlite_commits_total counter\n\
+                 countersign_sqlite_commits_total {}\n\
+                 # HELP countersign_sqlite_committed_writes_total Write transactions those commits carried\n\
+                 # TYPE countersign_sqlite_committed_writes_total counter\n\
+                 countersign_sqlite_committed_writes_total {}\n",
+                w.groups, w.requests
+            ));
+        }
         Ok(out)
     }
 }

@@ -879,6 +879,23 @@ fn health_ready_and_metrics(b: Backend) {
     assert!(m
         .text
         .contains("countersign_http_request_duration_seconds_bucket"));
+    // SQLite: the group-commit writer's commits and the writes they carried (the users and
+    // the start-up's entries are writes already).
+    let counter = |name: &str| -> Option<u64> {
+        m.text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let commits = counter("countersign_sqlite_commits_total");
+    let writes = counter("countersign_sqlite_committed_writes_total");
+    match b {
+        Backend::Sqlite => {
+            let (commits, writes) = (commits.unwrap(), writes.unwrap());
+            assert!(commits > 0 && writes >= commits, "{commits} {writes}");
+        }
+        Backend::Postgres => assert_eq!((commits, writes), (None, None)),
+    }
 }
 
 #[test]
