@@ -188,22 +188,40 @@ pub fn enqueue<J: Job>(
 /// (or rescheduling) of the job, for the worker to run in a write transaction.
 pub type Recording<'a> = Box<dyn FnOnce(&mut DbConn) -> Result<Fate> + Send + 'a>;
 
-/// Gives a leased job back untried (due now, the attempt not counted), for a batch that
-/// ran out of time before it could start the job.
-pub fn release<'a>(ctx: &'a Context, row: &'a db::jobs::JobRow, owner: &'a str) -> Recording<'a> {
+/// A recording that only ends the job as `how` (no run to record), with `reason`.
+fn end_only<'a>(
+    ctx: &'a Context,
+    row: &'a db::jobs::JobRow,
+    owner: &'a str,
+    how: impl Fn(chrono::NaiveDateTime) -> (Finish, Fate) + Send + 'a,
+    reason: Option<String>,
+) -> Recording<'a> {
     Box::new(move |conn: &mut DbConn| {
         let t = ctx.clock.now().naive_utc();
+        let (finish, fate) = how(t);
         db::jobs::finish(
             conn,
             row.id,
             owner,
             row.attempts,
-            &Finish::WaitUntil(t),
-            None,
+            &finish,
+            reason.as_deref(),
             t,
         )?;
-        Ok(Fate::WaitUntil(t))
+        Ok(fate)
     })
+}
+
+/// Gives a leased job back untried (due now, the attempt not counted), for a batch that
+/// ran out of time before it could start the job.
+pub fn release<'a>(ctx: &'a Context, row: &'a db::jobs::JobRow, owner: &'a str) -> Recording<'a> {
+    end_only(
+        ctx,
+        row,
+        owner,
+        |t| (Finish::WaitUntil(t), Fate::WaitUntil(t)),
+        None,
+    )
 }
 
 /// Runs one leased job of kind `J` (decode and run, outside any transaction) and returns
@@ -227,19 +245,13 @@ pub fn run_leased<'a, J: Job>(
             // Not ours to retry: no attempt can read it.
             let reason = format!("the {} job's payload cannot be read: {e}", J::KIND);
             tracing::error!(job_id = %row.id, "{reason}");
-            return Box::new(move |conn: &mut DbConn| {
-                let t = ctx.clock.now().naive_utc();
-                db::jobs::finish(
-                    conn,
-                    row.id,
-                    owner,
-                    row.attempts,
-                    &Finish::Failed,
-                    Some(&reason),
-                    t,
-                )?;
-                Ok(Fate::Failed)
-            });
+            return end_only(
+                ctx,
+                row,
+                owner,
+                |_| (Finish::Failed, Fate::Failed),
+                Some(reason),
+            );
         }
     };
     let outcome = job.run(ctx, &attempt);
