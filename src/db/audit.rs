@@ -2,7 +2,7 @@
 //! auditors' query, and the ordered read that `audit verify` walks.
 
 use super::schema::{audit_checkpoints, audit_entries, audit_head, audit_log, audit_tree};
-use super::DbConn;
+use super::{fixed_update, on_backend, DbConn};
 use crate::audit::merkle::Hash;
 use crate::audit::proof::{self, NodeId};
 use crate::audit::{entry_body, leaf_hash, ActionName, Actor, AuditAction, EntryBody};
@@ -108,24 +108,22 @@ pub(super) fn flush_pending(conn: &mut DbConn) -> Result<()> {
     if let DbConn::Postgres(pg) = conn {
         return flush_in_database(pg, &entries);
     }
-    // The no-op update takes the lock and reads the head in one statement.
-    let (mut size, mut tree_size): (i64, i64) =
-        diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
-            .set(audit_head::size.eq(audit_head::size))
-            .returning((audit_head::size, audit_head::tree_size))
-            .get_result(conn)?;
+    // SQLite: the transaction holds the write lock already (the writer's `BEGIN
+    // IMMEDIATE`, or `lock_head` first on a connection of its own).
+    let (mut size, mut tree_size): (i64, i64) = on_backend!(conn, c => audit_head::table
+        .select((audit_head::size, audit_head::tree_size))
+        .filter(audit_head::id.eq(1))
+        .get_result(c))?;
     // Entry times never go backwards along seq (a clock stepped back, or two instances'
     // clocks apart, would otherwise break it): time filters can then find their first seq
     // through the index on `at` instead of walking the log. A statement of its own, after
     // the lock: on PostgreSQL a subquery of the update would read the snapshot taken
     // before it waited for the lock, and miss the entry committed meanwhile.
     let mut last_at: Option<NaiveDateTime> = if size > 0 {
-        Some(
-            audit_entries::table
-                .select(audit_entries::at)
-                .filter(audit_entries::seq.eq(size))
-                .get_result(conn)?,
-        )
+        Some(on_backend!(conn, c => audit_entries::table
+            .select(audit_entries::at)
+            .filter(audit_entries::seq.eq(size))
+            .get_result(c))?)
     } else {
         None
     };
@@ -142,29 +140,34 @@ pub(super) fn flush_pending(conn: &mut DbConn) -> Result<()> {
             &e.data,
         )?;
         let leaf = leaf_hash(body.as_bytes());
-        diesel::insert_into(audit_entries::table)
+        let actor = e.actor.to_string();
+        let leaf_hex = hex::encode(leaf);
+        on_backend!(conn, c => diesel::insert_into(audit_entries::table)
             .values((
                 audit_entries::seq.eq(seq),
                 audit_entries::at.eq(at),
-                audit_entries::actor.eq(e.actor.to_string()),
+                audit_entries::actor.eq(&actor),
                 audit_entries::action.eq(e.action),
                 audit_entries::subject.eq(e.subject.as_deref()),
                 audit_entries::body.eq(&body),
-                audit_entries::leaf_hash.eq(hex::encode(leaf)),
+                audit_entries::leaf_hash.eq(&leaf_hex),
             ))
-            .execute(conn)?;
+            .execute(c))?;
         // The stored tree grows with the log, unless a log from before the tree existed is
         // still being filled in by `fill_tree` (then it catches this leaf up too).
         if tree_size == size {
             store_completed_nodes(conn, size as u64, leaf)?;
             tree_size = seq;
         }
-        diesel::update(audit_head::table.filter(audit_head::id.eq(1)))
-            .set((
+        on_backend!(conn, c => fixed_update(
+            audit_head::table,
+            audit_head::id.eq(1),
+            (
                 audit_head::size.eq(seq),
                 audit_head::tree_size.eq(tree_size),
-            ))
-            .execute(conn)?;
+            ),
+        )
+        .execute(c))?;
         size = seq;
     }
     Ok(())
@@ -201,13 +204,14 @@ fn flush_in_database(pg: &mut diesel::PgConnection, entries: &[Pending]) -> Resu
 fn store_completed_nodes(conn: &mut DbConn, index: u64, leaf: Hash) -> Result<()> {
     let completed = proof::nodes_completed_by(index, leaf, |id| node(conn, id))?;
     for (id, hash) in completed {
-        diesel::insert_into(audit_tree::table)
+        let hash = hash.to_vec();
+        on_backend!(conn, c => diesel::insert_into(audit_tree::table)
             .values((
                 audit_tree::level.eq(id.level as i32),
                 audit_tree::idx.eq(id.index as i64),
-                audit_tree::hash.eq(hash.to_vec()),
+                audit_tree::hash.eq(&hash),
             ))
-            .execute(conn)?;
+            .execute(c))?;
     }
     Ok(())
 }
@@ -265,19 +269,17 @@ fn to_hash(bytes: Vec<u8>) -> Result<Hash> {
 /// One stored perfect subtree (level 0: the entry's leaf hash).
 pub fn node(conn: &mut DbConn, id: NodeId) -> Result<Hash> {
     if id.level == 0 {
-        let hash: String = audit_entries::table
+        let hash: String = on_backend!(conn, c => audit_entries::table
             .select(audit_entries::leaf_hash)
             .filter(audit_entries::seq.eq(id.index as i64 + 1))
-            .get_result(conn)?;
+            .get_result(c))?;
         return parse_hash(&hash);
     }
-    to_hash(
-        audit_tree::table
-            .select(audit_tree::hash)
-            .filter(audit_tree::level.eq(id.level as i32))
-            .filter(audit_tree::idx.eq(id.index as i64))
-            .get_result(conn)?,
-    )
+    to_hash(on_backend!(conn, c => audit_tree::table
+        .select(audit_tree::hash)
+        .filter(audit_tree::level.eq(id.level as i32))
+        .filter(audit_tree::idx.eq(id.index as i64))
+        .get_result(c))?)
 }
 
 /// Fetches the given stored nodes with one query per table (a proof needs O(log n) of them;
@@ -482,14 +484,15 @@ pub fn last_about(
     subject: &dyn std::fmt::Display,
     action: ActionName,
 ) -> Result<Option<EntryBody>> {
-    let body: Option<String> = audit_entries::table
+    let subject = subject.to_string();
+    let body: Option<String> = on_backend!(conn, c => audit_entries::table
         .select(audit_entries::body)
-        .filter(audit_entries::subject.eq(subject.to_string()))
+        .filter(audit_entries::subject.eq(&subject))
         .filter(audit_entries::action.eq(action.as_str()))
         .order(audit_entries::seq.desc())
         .limit(1)
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     body.map(|b| parse_body(&b)).transpose()
 }
 

@@ -2,7 +2,7 @@
 //! channels), with merges: a merged-away record keeps its row and points at the survivor.
 
 use super::schema::{customer_handles, customers};
-use super::DbConn;
+use super::{on_backend, DbConn};
 use crate::domain::ids::CustomerId;
 use crate::error::{Error, Result};
 use chrono::NaiveDateTime;
@@ -110,23 +110,23 @@ pub fn owner_of_handle(
     channel: &str,
     handle: &str,
 ) -> Result<Option<CustomerId>> {
-    customer_handles::table
+    on_backend!(conn, c => customer_handles::table
         .select(customer_handles::customer_id)
         .filter(customer_handles::channel.eq(channel))
         .filter(customer_handles::handle.eq(handle))
-        .get_result::<String>(conn)
-        .optional()?
-        .map(|c| id_of(&c, "customer id of a handle"))
-        .transpose()
+        .get_result::<String>(c)
+        .optional())?
+    .map(|c| id_of(&c, "customer id of a handle"))
+    .transpose()
 }
 
 pub fn insert(conn: &mut DbConn, id: CustomerId, now: NaiveDateTime) -> Result<()> {
-    diesel::insert_into(customers::table)
+    on_backend!(conn, c => diesel::insert_into(customers::table)
         .values((
             customers::id.eq(id.to_string()),
             customers::created_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
@@ -138,7 +138,7 @@ pub fn insert_handle(
     external_user_id: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<()> {
-    diesel::insert_into(customer_handles::table)
+    on_backend!(conn, c => diesel::insert_into(customer_handles::table)
         .values((
             customer_handles::channel.eq(channel),
             customer_handles::handle.eq(handle),
@@ -146,7 +146,7 @@ pub fn insert_handle(
             customer_handles::external_user_id.eq(external_user_id),
             customer_handles::created_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

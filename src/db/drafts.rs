@@ -1,7 +1,7 @@
 //! Drafts, their revisions and reviews.
 
 use super::schema::{draft_revisions, drafts, reviews};
-use super::DbConn;
+use super::{fixed_update, on_backend, DbConn};
 use crate::domain::ids::{DraftId, InboundId, ReviewId, UserId};
 use crate::domain::routing::{Approval, Plan};
 use crate::domain::workflow::{Decision, DraftState};
@@ -99,7 +99,7 @@ pub struct ReviewRow {
 }
 
 pub fn insert(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
-    diesel::insert_into(drafts::table)
+    on_backend!(conn, c => diesel::insert_into(drafts::table)
         .values((
             drafts::id.eq(d.id.to_string()),
             drafts::inbound_id.eq(d.inbound_id.to_string()),
@@ -112,12 +112,12 @@ pub fn insert(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
             drafts::created_at.eq(d.created_at),
             drafts::updated_at.eq(d.updated_at),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
 pub fn insert_revision(conn: &mut DbConn, r: &RevisionRow) -> Result<()> {
-    diesel::insert_into(draft_revisions::table)
+    on_backend!(conn, c => diesel::insert_into(draft_revisions::table)
         .values((
             draft_revisions::draft_id.eq(r.draft_id.to_string()),
             draft_revisions::revision.eq(r.revision),
@@ -126,22 +126,26 @@ pub fn insert_revision(conn: &mut DbConn, r: &RevisionRow) -> Result<()> {
             draft_revisions::check_report.eq(&r.check_report),
             draft_revisions::created_at.eq(r.created_at),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
 pub fn by_id(conn: &mut DbConn, id: DraftId) -> Result<Option<DraftRow>> {
-    Ok(drafts::table
+    let id = id.to_string();
+    Ok(on_backend!(conn, c => drafts::table
         .select(DraftRow::as_select())
-        .filter(drafts::id.eq(id.to_string()))
-        .get_result(conn)
-        .optional()?)
+        .filter(drafts::id.eq(&id))
+        .get_result(c)
+        .optional())?)
 }
 
 /// Saves a draft's mutable fields (state, text, revision, check, posting result).
 pub fn update(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
-    diesel::update(drafts::table.filter(drafts::id.eq(d.id.to_string())))
-        .set((
+    let id = d.id.to_string();
+    on_backend!(conn, c => fixed_update(
+        drafts::table,
+        drafts::id.eq(&id),
+        (
             drafts::state.eq(d.state.as_str()),
             drafts::revision.eq(d.revision),
             drafts::text.eq(&d.text),
@@ -154,8 +158,9 @@ pub fn update(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
             drafts::approved_at.eq(d.approved_at),
             drafts::route.eq(&d.route),
             drafts::updated_at.eq(d.updated_at),
-        ))
-        .execute(conn)?;
+        ),
+    )
+    .execute(c))?;
     Ok(())
 }
 
@@ -170,13 +175,11 @@ pub fn revisions(conn: &mut DbConn, draft_id: DraftId) -> Result<Vec<RevisionRow
 /// Everyone who wrote or revised the draft (for the four-eyes rule). Fails (never drops
 /// one) when a stored id does not parse.
 pub fn writers(conn: &mut DbConn, draft_id: DraftId) -> Result<Vec<UserId>> {
-    user_ids(
-        draft_revisions::table
-            .select(draft_revisions::author_id)
-            .filter(draft_revisions::draft_id.eq(draft_id.to_string()))
-            .distinct()
-            .load(conn)?,
-    )
+    user_ids(on_backend!(conn, c => draft_revisions::table
+        .select(draft_revisions::author_id)
+        .filter(draft_revisions::draft_id.eq(draft_id.to_string()))
+        .distinct()
+        .load(c))?)
 }
 
 fn user_ids(raw: Vec<String>) -> Result<Vec<UserId>> {
@@ -201,11 +204,11 @@ pub fn writers_for_inbound(conn: &mut DbConn, inbound_id: InboundId) -> Result<V
 }
 
 pub fn reviews_of(conn: &mut DbConn, draft_id: DraftId) -> Result<Vec<ReviewRow>> {
-    Ok(reviews::table
+    Ok(on_backend!(conn, c => reviews::table
         .select(ReviewRow::as_select())
         .filter(reviews::draft_id.eq(draft_id.to_string()))
         .order(reviews::id.asc())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// The approvals that count for `d`'s current revision (not voided), each with its step.
@@ -272,7 +275,7 @@ pub fn void_approvals(
 }
 
 pub fn insert_review(conn: &mut DbConn, r: &ReviewRow) -> Result<()> {
-    diesel::insert_into(reviews::table)
+    on_backend!(conn, c => diesel::insert_into(reviews::table)
         .values((
             reviews::id.eq(r.id.to_string()),
             reviews::draft_id.eq(r.draft_id.to_string()),
@@ -283,7 +286,7 @@ pub fn insert_review(conn: &mut DbConn, r: &ReviewRow) -> Result<()> {
             reviews::created_at.eq(r.created_at),
             reviews::step.eq(r.step),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
@@ -327,6 +330,15 @@ pub fn pending_after(
 
 /// Every draft for these inbound messages, oldest first.
 pub fn for_inbounds(conn: &mut DbConn, inbound_ids: &[InboundId]) -> Result<Vec<DraftRow>> {
+    if let [one] = inbound_ids {
+        // The write path's case: a statement of one shape, kept prepared (`IN (…)` is not).
+        let id = one.to_string();
+        return Ok(on_backend!(conn, c => drafts::table
+            .select(DraftRow::as_select())
+            .filter(drafts::inbound_id.eq(&id))
+            .order(drafts::id.asc())
+            .load(c))?);
+    }
     let ids: Vec<String> = inbound_ids.iter().map(InboundId::to_string).collect();
     Ok(drafts::table
         .select(DraftRow::as_select())

@@ -1,7 +1,7 @@
 //! Inbound messages: the queue, and each message's deadline marks.
 
 use super::schema::inbound_messages;
-use super::DbConn;
+use super::{fixed_update, on_backend, DbConn};
 use crate::domain::ids::{CustomerId, InboundId};
 use crate::domain::inbound::InboundState;
 use crate::error::Result;
@@ -53,11 +53,12 @@ pub fn by_external_id(
 }
 
 pub fn by_id(conn: &mut DbConn, id: InboundId) -> Result<Option<InboundRow>> {
-    Ok(inbound_messages::table
+    let id = id.to_string();
+    Ok(on_backend!(conn, c => inbound_messages::table
         .select(InboundRow::as_select())
-        .filter(inbound_messages::id.eq(id.to_string()))
-        .get_result(conn)
-        .optional()?)
+        .filter(inbound_messages::id.eq(&id))
+        .get_result(c)
+        .optional())?)
 }
 
 pub struct NewInbound<'a> {
@@ -75,7 +76,7 @@ pub struct NewInbound<'a> {
 }
 
 pub fn insert(conn: &mut DbConn, m: &NewInbound<'_>) -> Result<()> {
-    diesel::insert_into(inbound_messages::table)
+    on_backend!(conn, c => diesel::insert_into(inbound_messages::table)
         .values((
             inbound_messages::id.eq(m.id.to_string()),
             inbound_messages::channel.eq(m.channel),
@@ -90,7 +91,7 @@ pub fn insert(conn: &mut DbConn, m: &NewInbound<'_>) -> Result<()> {
             inbound_messages::state.eq(InboundState::Open.as_str()),
             inbound_messages::created_at.eq(m.now),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
@@ -115,12 +116,16 @@ pub fn settle(
     state: InboundState,
     at: NaiveDateTime,
 ) -> Result<()> {
-    diesel::update(inbound_messages::table.filter(inbound_messages::id.eq(id.to_string())))
-        .set((
+    let id = id.to_string();
+    on_backend!(conn, c => fixed_update(
+        inbound_messages::table,
+        inbound_messages::id.eq(&id),
+        (
             inbound_messages::state.eq(state.as_str()),
             inbound_messages::settled_at.eq(Some(at)),
-        ))
-        .execute(conn)?;
+        ),
+    )
+    .execute(c))?;
     Ok(())
 }
 

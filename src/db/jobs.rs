@@ -7,7 +7,7 @@
 //! found, so an idle worker costs one indexed read per poll and no commit or fsync.
 
 use super::schema::jobs;
-use super::DbConn;
+use super::{fixed_update, on_backend, DbConn};
 use crate::domain::ids::JobId;
 use crate::domain::jobs::JobState;
 use crate::error::{Error, Result};
@@ -100,11 +100,11 @@ pub struct NewJob<'a> {
 /// channel still recognises what an earlier attempt may have posted.
 pub fn insert(conn: &mut DbConn, job: &NewJob<'_>, now: NaiveDateTime) -> Result<JobId> {
     if let Some(key) = job.unique_key {
-        let existing: Option<Stored> = jobs::table
+        let existing: Option<Stored> = on_backend!(conn, c => jobs::table
             .select(Stored::as_select())
             .filter(jobs::unique_key.eq(key))
-            .get_result(conn)
-            .optional()?;
+            .get_result(c)
+            .optional())?;
         if let Some(existing) = existing {
             let existing = JobRow::try_from(existing)?;
             if matches!(existing.state, JobState::Failed | JobState::Cancelled) {
@@ -124,9 +124,10 @@ pub fn insert(conn: &mut DbConn, job: &NewJob<'_>, now: NaiveDateTime) -> Result
             return Ok(existing.id);
         }
     }
-    diesel::insert_into(jobs::table)
+    let id = job.id.to_string();
+    on_backend!(conn, c => diesel::insert_into(jobs::table)
         .values((
-            jobs::id.eq(job.id.to_string()),
+            jobs::id.eq(&id),
             jobs::kind.eq(job.kind),
             jobs::unique_key.eq(job.unique_key),
             jobs::payload.eq(job.payload),
@@ -138,7 +139,7 @@ pub fn insert(conn: &mut DbConn, job: &NewJob<'_>, now: NaiveDateTime) -> Result
             jobs::created_at.eq(now),
             jobs::updated_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(job.id)
 }
 
@@ -208,7 +209,7 @@ pub fn claim_batch(
         let leased = super::write_tx_concurrent(conn, |conn| {
             let mut leased = Vec::with_capacity(candidates.len());
             for id in &candidates {
-                let row: Option<Stored> =
+                let row: Option<Stored> = on_backend!(conn, c =>
                     diesel::update(jobs::table.filter(jobs::id.eq(id)).filter(due()))
                         .set((
                             jobs::attempts.eq(jobs::attempts + 1),
@@ -232,8 +233,8 @@ pub fn claim_batch(
                             jobs::updated_at,
                             jobs::channel,
                         ))
-                        .get_result::<Stored>(conn)
-                        .optional()?;
+                        .get_result::<Stored>(c)
+                        .optional())?;
                 if let Some(row) = row {
                     leased.push(JobRow::try_from(row)?);
                 }
@@ -280,31 +281,38 @@ pub fn finish(
         Finish::Failed => (JobState::Failed, None),
         Finish::Cancelled => (JobState::Cancelled, None),
     };
-    let target = jobs::table
-        .filter(jobs::id.eq(id.to_string()))
-        .filter(jobs::lease_owner.eq(owner))
-        .filter(jobs::attempts.eq(attempt))
-        .filter(jobs::state.eq(JobState::Pending.as_str()));
+    let job_id = id.to_string();
+    let target = jobs::id
+        .eq(&job_id)
+        .and(jobs::lease_owner.eq(owner))
+        .and(jobs::attempts.eq(attempt))
+        .and(jobs::state.eq(JobState::Pending.as_str()));
     let changed = match next {
-        Some(at) => diesel::update(target)
-            .set((
+        Some(at) => on_backend!(conn, c => fixed_update(
+            jobs::table,
+            target,
+            (
                 jobs::next_attempt_at.eq(at),
                 jobs::attempts.eq(if uncount { attempt - 1 } else { attempt }),
                 jobs::lease_owner.eq(None::<String>),
                 jobs::lease_expires_at.eq(None::<NaiveDateTime>),
                 jobs::last_error.eq(error),
                 jobs::updated_at.eq(now),
-            ))
-            .execute(conn)?,
-        None => diesel::update(target)
-            .set((
+            ),
+        )
+        .execute(c))?,
+        None => on_backend!(conn, c => fixed_update(
+            jobs::table,
+            target,
+            (
                 jobs::state.eq(state.as_str()),
                 jobs::lease_owner.eq(None::<String>),
                 jobs::lease_expires_at.eq(None::<NaiveDateTime>),
                 jobs::last_error.eq(error),
                 jobs::updated_at.eq(now),
-            ))
-            .execute(conn)?,
+            ),
+        )
+        .execute(c))?,
     };
     if changed == 0 {
         return Err(Error::Conflict(format!(
