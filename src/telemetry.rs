@@ -14,10 +14,17 @@ const QUIET_PREFIXES: [&str; 2] = ["ureq", "ureq_proto"];
 /// whatever `RUST_LOG` asks (a directive for `ureq::run` is more specific than any
 /// `ureq=info` we could add to the filter, so this is a filter of its own).
 pub fn loggable(meta: &Metadata<'_>) -> bool {
-    let quiet = QUIET_PREFIXES
-        .iter()
-        .any(|p| meta.target() == *p || meta.target().starts_with(&format!("{p}::")));
-    !(quiet && *meta.level() > Level::INFO)
+    !(quiet_target(meta.target()) && *meta.level() > Level::INFO)
+}
+
+/// Whether `target` is one of [`QUIET_PREFIXES`] or inside one. Asked for every event and
+/// span, so it allocates nothing.
+fn quiet_target(target: &str) -> bool {
+    QUIET_PREFIXES.iter().any(|p| {
+        target
+            .strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
 }
 
 pub fn init() {
@@ -33,4 +40,30 @@ pub fn init() {
         .with_filter(filter::filter_fn(loggable));
     // A second init (tests start several servers in one process) is harmless.
     let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quiet_target;
+
+    #[test]
+    fn the_http_client_and_its_modules_are_quiet_and_nothing_else() {
+        for t in [
+            "ureq",
+            "ureq::run",
+            "ureq_proto",
+            "ureq_proto::client::flow",
+        ] {
+            assert!(quiet_target(t), "{t}");
+        }
+        for t in [
+            "ureqx",
+            "ureq_protocol",
+            "countersign::channels::x",
+            "actix_web",
+            "",
+        ] {
+            assert!(!quiet_target(t), "{t}");
+        }
+    }
 }

@@ -209,33 +209,24 @@ pub fn claim_batch(
         let leased = super::write_tx_concurrent(conn, |conn| {
             let mut leased = Vec::with_capacity(candidates.len());
             for id in &candidates {
-                let row: Option<Stored> = on_backend!(conn, c =>
-                    diesel::update(jobs::table.filter(jobs::id.eq(id)).filter(due()))
-                        .set((
-                            jobs::attempts.eq(jobs::attempts + 1),
-                            jobs::lease_owner.eq(owner),
-                            jobs::lease_expires_at.eq(lease_until),
-                            jobs::updated_at.eq(now),
-                        ))
-                        .returning((
-                            jobs::id,
-                            jobs::kind,
-                            jobs::unique_key,
-                            jobs::payload,
-                            jobs::state,
-                            jobs::attempts,
-                            jobs::max_attempts,
-                            jobs::next_attempt_at,
-                            jobs::lease_owner,
-                            jobs::lease_expires_at,
-                            jobs::last_error,
-                            jobs::created_at,
-                            jobs::updated_at,
-                            jobs::channel,
-                        ))
-                        .get_result::<Stored>(c)
-                        .optional())?;
-                if let Some(row) = row {
+                // Two statements that stay prepared rather than one `UPDATE … RETURNING`
+                // that Diesel prepares again on every call.
+                let changed = on_backend!(conn, c => fixed_update(
+                    jobs::table,
+                    jobs::id.eq(id).and(due()),
+                    (
+                        jobs::attempts.eq(jobs::attempts + 1),
+                        jobs::lease_owner.eq(owner),
+                        jobs::lease_expires_at.eq(lease_until),
+                        jobs::updated_at.eq(now),
+                    ),
+                )
+                .execute(c))?;
+                if changed == 1 {
+                    let row: Stored = on_backend!(conn, c => jobs::table
+                        .select(Stored::as_select())
+                        .filter(jobs::id.eq(id))
+                        .get_result(c))?;
                     leased.push(JobRow::try_from(row)?);
                 }
             }
