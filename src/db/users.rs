@@ -1,7 +1,7 @@
 //! Users, sign-in sessions (tokens stored as SHA-256 hashes) and failed sign-ins.
 
 use super::schema::{login_failures, password_tokens, sessions, users};
-use super::DbConn;
+use super::{on_backend, DbConn};
 use crate::domain::ids::UserId;
 use crate::domain::roles::RoleSet;
 use crate::domain::username::Username;
@@ -154,14 +154,15 @@ pub fn session_user(
     token_hash: &str,
     now: NaiveDateTime,
 ) -> Result<Option<UserRow>> {
-    Ok(sessions::table
+    // Every signed-in request asks this: on the backend's own connection, kept prepared.
+    Ok(on_backend!(conn, c => sessions::table
         .inner_join(users::table)
         .select(UserRow::as_select())
         .filter(sessions::token_hash.eq(token_hash))
         .filter(sessions::expires_at.gt(now))
         .filter(users::disabled.eq(false))
-        .get_result(conn)
-        .optional()?)
+        .get_result(c)
+        .optional())?)
 }
 
 pub fn delete_session(conn: &mut DbConn, token_hash: &str) -> Result<usize> {
