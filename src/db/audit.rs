@@ -96,10 +96,11 @@ pub(super) fn forget_pending_after(mark: usize) {
     PENDING.with(|p| p.borrow_mut().truncate(mark));
 }
 
-/// Writes the entries this thread's transaction recorded: locks the head row (which hands
-/// out `seq`; on PostgreSQL the lock is held until the commit), then for each entry inserts
-/// it at the next `seq`, stores the subtrees it completes and moves the head onto it (the
-/// order the database's triggers demand). The entries are forgotten either way.
+/// Writes the entries this thread's transaction recorded. On PostgreSQL each is one call of
+/// `audit_append`, which locks the head row (it hands out `seq`) until the commit. On SQLite
+/// the transaction already holds the write lock, so it reads the head, then for each entry
+/// inserts it at the next `seq`, stores the subtrees it completes and moves the head onto it
+/// (the order the database's triggers demand). The entries are forgotten either way.
 pub(super) fn flush_pending(conn: &mut DbConn) -> Result<()> {
     let entries = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
     if entries.is_empty() {
