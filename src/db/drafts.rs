@@ -165,11 +165,11 @@ pub fn update(conn: &mut DbConn, d: &DraftRow) -> Result<()> {
 }
 
 pub fn revisions(conn: &mut DbConn, draft_id: DraftId) -> Result<Vec<RevisionRow>> {
-    Ok(draft_revisions::table
+    Ok(on_backend!(conn, c => draft_revisions::table
         .select(RevisionRow::as_select())
         .filter(draft_revisions::draft_id.eq(draft_id.to_string()))
         .order(draft_revisions::revision.asc())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// Everyone who wrote or revised the draft (for the four-eyes rule). Fails (never drops

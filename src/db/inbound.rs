@@ -44,12 +44,12 @@ pub fn by_external_id(
     channel: &str,
     external_id: &str,
 ) -> Result<Option<InboundRow>> {
-    Ok(inbound_messages::table
+    Ok(on_backend!(conn, c => inbound_messages::table
         .select(InboundRow::as_select())
         .filter(inbound_messages::channel.eq(channel))
         .filter(inbound_messages::external_id.eq(external_id))
-        .get_result(conn)
-        .optional()?)
+        .get_result(c)
+        .optional())?)
 }
 
 pub fn by_id(conn: &mut DbConn, id: InboundId) -> Result<Option<InboundRow>> {

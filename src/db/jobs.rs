@@ -314,23 +314,23 @@ pub fn finish(
 }
 
 pub fn by_id(conn: &mut DbConn, id: JobId) -> Result<Option<JobRow>> {
-    jobs::table
+    on_backend!(conn, c => jobs::table
         .select(Stored::as_select())
         .filter(jobs::id.eq(id.to_string()))
-        .get_result(conn)
-        .optional()?
-        .map(JobRow::try_from)
-        .transpose()
+        .get_result(c)
+        .optional())?
+    .map(JobRow::try_from)
+    .transpose()
 }
 
 pub fn by_unique_key(conn: &mut DbConn, key: &str) -> Result<Option<JobRow>> {
-    jobs::table
+    on_backend!(conn, c => jobs::table
         .select(Stored::as_select())
         .filter(jobs::unique_key.eq(key))
-        .get_result(conn)
-        .optional()?
-        .map(JobRow::try_from)
-        .transpose()
+        .get_result(c)
+        .optional())?
+    .map(JobRow::try_from)
+    .transpose()
 }
 
 /// Jobs of `kind`, oldest first (for tests and the operator).
